@@ -1,0 +1,169 @@
+"""The checker: accept exactly the programs seccomp(SECCOMP_SET_MODE_FILTER) accepts.
+
+The kernel runs, in this order (Linux 6.x):
+
+1. ``bpf_check_basics_ok``   (net/core/filter.c): 1 <= len <= BPF_MAXINSNS (4096).
+2. ``bpf_check_classic``     (net/core/filter.c): every code in the classic table
+   (``chk_code_allowed``), per-opcode rules (constant division by zero, constant
+   shift >= 32, scratch index >= 16, jump targets inside the program,
+   unknown ancillary loads), last instruction a return, then
+3. ``check_load_and_stores`` (net/core/filter.c): a scratch cell is written on
+   every path before it is read (a linear scan over masks; the state after a
+   ``ret`` carries into the next instruction, exactly as the kernel does).
+4. ``seccomp_check_filter``  (kernel/seccomp.c): the seccomp opcode whitelist,
+   32-bit ``ld [k]`` only, aligned, inside the 64 bytes of ``seccomp_data``.
+
+Each rule is one function named after its kernel function, and the first
+failure (in kernel order) becomes an :class:`InvalidProgram` carrying the
+instruction index and the rule. All of them make seccomp(2) fail with EINVAL.
+"""
+from __future__ import annotations
+
+from . import opcodes as op
+from .errors import InvalidProgram
+from .program import Instruction, Program
+
+SECCOMP_DATA_SIZE = 64   # sizeof(struct seccomp_data)
+
+_CHECKED = object()      # only this module can make a CheckedProgram
+
+
+class CheckedProgram(Program):
+    """A program the kernel accepts. Backends take nothing else; made only by :func:`check`."""
+
+    __slots__ = ()
+
+    def __init__(self, program: Program, *, _token: object = None):
+        if _token is not _CHECKED:
+            raise TypeError("CheckedProgram is made by Program.check() / bpfjit.check.check()")
+        super().__init__(program.instructions, endian=program.endian, source=program.source)
+
+    def check(self) -> "CheckedProgram":
+        return self
+
+
+def bpf_check_basics_ok(program: Program) -> None:
+    """net/core/filter.c ``bpf_check_basics_ok``: 1..BPF_MAXINSNS instructions."""
+    if len(program) == 0:
+        raise InvalidProgram("empty program (seccomp needs 1 to 4096 instructions)",
+                             rule="bpf_check_basics_ok")
+    if len(program) > op.BPF_MAXINSNS:
+        raise InvalidProgram(f"{len(program)} instructions; the kernel allows at most "
+                             f"{op.BPF_MAXINSNS}", rule="bpf_check_basics_ok")
+
+
+def _classic_instruction(pc: int, insn: Instruction, flen: int) -> None:
+    """One iteration of the loop in ``bpf_check_classic``."""
+    code, k = insn.code, insn.k
+    if code not in op.CLASSIC_CODES:
+        raise InvalidProgram(f"unknown opcode {code:#06x}", index=pc, rule="bpf_check_classic")
+    name = op.CODE_NAMES[code]
+    if code in (op.BPF_ALU | op.BPF_DIV | op.BPF_K, op.BPF_ALU | op.BPF_MOD | op.BPF_K):
+        if k == 0:
+            raise InvalidProgram(f"{name} by constant 0", index=pc, rule="bpf_check_classic")
+    elif code in (op.BPF_ALU | op.BPF_LSH | op.BPF_K, op.BPF_ALU | op.BPF_RSH | op.BPF_K):
+        if k >= 32:
+            raise InvalidProgram(f"{name} by {k} (constant shifts must be < 32)",
+                                 index=pc, rule="bpf_check_classic")
+    elif code in (op.BPF_LD | op.BPF_MEM, op.BPF_LDX | op.BPF_MEM, op.BPF_ST, op.BPF_STX):
+        if k >= op.BPF_MEMWORDS:
+            raise InvalidProgram(f"{name} uses scratch cell M[{k}]; there are only "
+                                 f"{op.BPF_MEMWORDS}", index=pc, rule="bpf_check_classic")
+    elif code == op.BPF_JMP | op.BPF_JA:
+        if k >= flen - pc - 1:
+            raise InvalidProgram(f"ja +{k} jumps to {pc + 1 + k}, past the last instruction "
+                                 f"{flen - 1}", index=pc, rule="bpf_check_classic")
+    elif code in op.CONDITIONAL_JUMPS:
+        for label, off in (("jt", insn.jt), ("jf", insn.jf)):
+            if pc + off + 1 >= flen:
+                raise InvalidProgram(f"{label}={off} jumps to {pc + off + 1}, past the last "
+                                     f"instruction {flen - 1}", index=pc, rule="bpf_check_classic")
+    elif code in (op.BPF_LD | op.BPF_W | op.BPF_ABS, op.BPF_LD | op.BPF_H | op.BPF_ABS,
+                  op.BPF_LD | op.BPF_B | op.BPF_ABS):
+        # Ancillary loads (k >= SKF_AD_OFF) of known extensions pass here and
+        # are refused by seccomp_check_filter; unknown ones are refused here.
+        if k >= op.SKF_AD_OFF and not _known_ancillary(k):
+            raise InvalidProgram(f"unknown ancillary load at {k:#x}", index=pc,
+                                 rule="bpf_check_classic")
+
+
+def _known_ancillary(k: int) -> bool:
+    """bpf_anc_helper: SKF_AD_OFF + SKF_AD_PROTOCOL (0) .. SKF_AD_VLAN_TPID (60), step 4."""
+    off = k - op.SKF_AD_OFF
+    return 0 <= off <= 60 and off % 4 == 0
+
+
+def bpf_check_classic(program: Program) -> None:
+    """net/core/filter.c ``bpf_check_classic``: opcode table, per-opcode rules, final return."""
+    flen = len(program)
+    for pc, insn in enumerate(program):
+        _classic_instruction(pc, insn, flen)
+    last = program[flen - 1]
+    if last.code not in (op.BPF_RET | op.BPF_K, op.BPF_RET | op.BPF_A):
+        raise InvalidProgram(f"the last instruction is {last.name}; it must be a return "
+                             f"(ret #k or ret a)", index=flen - 1, rule="bpf_check_classic")
+    check_load_and_stores(program)
+
+
+def check_load_and_stores(program: Program) -> None:
+    """net/core/filter.c ``check_load_and_stores``: no scratch read before a write on every path.
+
+    A faithful copy of the kernel's linear scan: ``memvalid`` is ANDed with the
+    mask jumps left on each instruction; jumps reset it to all-valid (their
+    targets carry the state); ``ret`` does not, so the state after a return
+    flows into the next (unreachable) instruction.
+    """
+    flen = len(program)
+    masks = [0xFFFF] * flen
+    memvalid = 0
+    for pc, insn in enumerate(program):
+        memvalid &= masks[pc]
+        code = insn.code
+        if code in (op.BPF_ST, op.BPF_STX):
+            memvalid |= 1 << insn.k
+        elif code in (op.BPF_LD | op.BPF_MEM, op.BPF_LDX | op.BPF_MEM):
+            if not memvalid & (1 << insn.k):
+                raise InvalidProgram(f"reads scratch cell M[{insn.k}] which is not written on "
+                                     f"every path to here", index=pc, rule="check_load_and_stores")
+        elif code == op.BPF_JMP | op.BPF_JA:
+            masks[pc + 1 + insn.k] &= memvalid
+            memvalid = 0xFFFF
+        elif code in op.CONDITIONAL_JUMPS:
+            masks[pc + 1 + insn.jt] &= memvalid
+            masks[pc + 1 + insn.jf] &= memvalid
+            memvalid = 0xFFFF
+
+
+def seccomp_check_filter(program: Program) -> None:
+    """kernel/seccomp.c ``seccomp_check_filter``: the seccomp whitelist and data bounds."""
+    for pc, insn in enumerate(program):
+        code, k = insn.code, insn.k
+        if code == op.BPF_LD | op.BPF_W | op.BPF_ABS:
+            if k >= SECCOMP_DATA_SIZE or k & 3:
+                why = "outside the 64 bytes of seccomp_data" if k >= SECCOMP_DATA_SIZE \
+                    else "not 4-byte aligned"
+                raise InvalidProgram(f"ld [{k}] is {why}", index=pc, rule="seccomp_check_filter")
+        elif code not in op.SECCOMP_CODES:
+            raise InvalidProgram(f"{op.code_name(code)} is not allowed in seccomp filters",
+                                 index=pc, rule="seccomp_check_filter")
+
+
+def check(program: Program) -> CheckedProgram:
+    """Run the kernel's checks in the kernel's order; return a CheckedProgram or raise."""
+    if isinstance(program, CheckedProgram):
+        return program
+    if not isinstance(program, Program):
+        raise TypeError(f"check() takes a bpfjit.Program, not {type(program).__name__}")
+    bpf_check_basics_ok(program)
+    bpf_check_classic(program)
+    seccomp_check_filter(program)
+    return CheckedProgram(program, _token=_CHECKED)
+
+
+def is_valid(program: Program) -> bool:
+    """True when :func:`check` accepts ``program``."""
+    try:
+        check(program)
+    except InvalidProgram:
+        return False
+    return True

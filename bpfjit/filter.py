@@ -1,0 +1,191 @@
+"""compile() and Filter: a checked program bound to a layout and a backend, ready to evaluate.
+
+This is the only place that validates evaluation inputs, resolves syscall and
+arch names, splits batches across threads and picks the ``auto`` backend;
+backends only fill arrays (see :mod:`bpfjit.backends.base`).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from . import backends
+from .check import CheckedProgram, check
+from .errors import BackendUnavailable, InputError, UnknownArchError
+from .program import Program
+from .seccomp import layouts, records, syscalls
+from .seccomp.actions import Action, Outcome, outcome
+from .seccomp.layouts import Layout
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .backends.base import Evaluator
+
+log = logging.getLogger("bpfjit")
+
+#: below this many records a batch is not worth splitting across threads
+MIN_RECORDS_PER_THREAD = 1 << 16
+
+_NO_ARGS = (0,) * 6
+
+
+def compile(program: Program, backend: str = "auto", arch: "str | Layout | None" = None) -> "Filter":
+    """Check ``program`` and compile it for ``arch``'s seccomp_data layout with ``backend``.
+
+    ``backend``: ``auto`` (llvm, else numba with a logged warning, else
+    reference), ``llvm``, ``numba``, ``reference`` or ``kernel``. ``arch``: a
+    libseccomp arch name such as ``x86_64`` or ``aarch64`` (default: the host).
+    """
+    if not isinstance(program, Program):
+        raise TypeError(f"compile() takes a bpfjit.Program (see bpfjit.load), not "
+                        f"{type(program).__name__}")
+    lay = layouts.layout(arch)
+    checked = check(program)
+    if backend != "auto":
+        evaluator = backends.get(backend).compile(checked, lay)
+        return Filter(checked, lay, evaluator, backend)
+    failures = []
+    for name in backends.AUTO_ORDER:
+        try:
+            evaluator = backends.get(name).compile(checked, lay)
+        except Exception as exc:  # noqa: BLE001 - any codegen/JIT failure means: fall back
+            failures.append(f"{name}: {exc}")
+            log.warning("bpfjit: backend %r failed (%s); falling back", name, exc)
+            continue
+        return Filter(checked, lay, evaluator, name)
+    raise BackendUnavailable("no backend could compile this program: " + "; ".join(failures))
+
+
+@dataclass(frozen=True)
+class Step:
+    """One executed instruction of a trace: A and X are the values *before* it runs."""
+
+    index: int
+    code: int
+    jt: int
+    jf: int
+    k: int
+    A: int
+    X: int
+
+
+@dataclass(frozen=True)
+class Trace:
+    retval: int
+    steps: tuple[Step, ...]
+
+    @property
+    def action(self) -> Action:
+        return Action.from_value(self.retval)
+
+
+class Filter:
+    """A compiled seccomp filter. ``evaluate()`` one call, ``evaluate_batch()`` an array."""
+
+    def __init__(self, program: CheckedProgram, layout: Layout, evaluator: "Evaluator",
+                 backend: str):
+        self.program = program
+        self.layout = layout
+        self.evaluator = evaluator
+        self.backend = backend
+        self._one = getattr(evaluator, "evaluate_one", None)
+        self._default_arch = layout.audit_arch
+
+    def __repr__(self) -> str:
+        return (f"<Filter {len(self.program)} instructions, arch={self.layout.name}, "
+                f"backend={self.backend}>")
+
+    # --- name resolution ---
+    def resolve(self, nr: "int | str", arch: "int | str | None" = None) -> tuple[int, int]:
+        """(signed nr, AUDIT_ARCH value) for a syscall number or name and an arch name/value."""
+        lay = self.layout
+        if arch is None:
+            audit = lay.audit_arch
+        elif isinstance(arch, str):
+            lay = layouts.layout(arch)
+            audit = lay.audit_arch
+        elif isinstance(arch, (int, np.integer)) and not isinstance(arch, bool):
+            audit = records.normalize_u(arch, 32, "arch")
+            if audit != self.layout.audit_arch:
+                same = layouts.by_audit_arch(audit)
+                lay = same[0] if same else lay
+        else:
+            raise UnknownArchError(f"arch must be a name or an AUDIT_ARCH value, not {arch!r}")
+        if isinstance(nr, str):
+            text = nr.strip()
+            try:
+                number = int(text, 0)
+            except ValueError:
+                number = syscalls.number(lay.syscall_abi, text)
+        else:
+            number = nr
+        return records.normalize_nr(number), audit
+
+    # --- evaluation ---
+    def evaluate(self, nr: "int | str", args: Sequence[int] = (), arch: "int | str | None" = None,
+                 instruction_pointer: int = 0) -> int:
+        """The program's 32-bit return value for one system call."""
+        if type(nr) is int and arch is None and -0x80000000 <= nr <= 0x7FFFFFFF:
+            audit = self._default_arch
+        else:
+            nr, audit = self.resolve(nr, arch)
+        args = records.normalize_args(args) if args else _NO_ARGS
+        if type(instruction_pointer) is not int or instruction_pointer:
+            instruction_pointer = records.normalize_u(instruction_pointer, 64, "instruction_pointer")
+        if self._one is not None:
+            return self._one(nr, audit, instruction_pointer, args)
+        rec = records.make(nr, audit, instruction_pointer, args)
+        out = np.empty(1, dtype=np.uint32)
+        self.evaluator.evaluate_batch(rec, out)
+        return int(out[0])
+
+    def action(self, nr: "int | str", args: Sequence[int] = (), arch: "int | str | None" = None,
+               instruction_pointer: int = 0) -> Action:
+        return Action.from_value(self.evaluate(nr, args, arch, instruction_pointer))
+
+    def outcome(self, nr: "int | str", args: Sequence[int] = (), arch: "int | str | None" = None,
+                instruction_pointer: int = 0) -> Outcome:
+        """What the kernel would do to the process (this filter alone installed)."""
+        number, audit = self.resolve(nr, arch)
+        retval = self.evaluate(number, args, audit, instruction_pointer)
+        from .seccomp.actions import stack_retval
+        return outcome(stack_retval([retval]), arch_name=self.layout.name, nr=number,
+                       audit_arch=audit)
+
+    def evaluate_batch(self, records_: np.ndarray, out: np.ndarray | None = None, *,
+                       threads: int = 1) -> np.ndarray:
+        """uint32 return values for a 1-D contiguous array of ``bpfjit.SECCOMP_DATA``."""
+        recs = records.validate(records_)
+        n = len(recs)
+        out = np.empty(n, dtype=np.uint32) if out is None else records.validate_out(out, n)
+        if n == 0:
+            return out
+        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+            raise InputError(f"threads must be a positive int, not {threads!r}")
+        threads = min(threads, os.cpu_count() or 1, max(1, n // MIN_RECORDS_PER_THREAD))
+        if threads == 1 or not getattr(self.evaluator, "releases_gil", False):
+            self.evaluator.evaluate_batch(recs, out)
+            return out
+        bounds = np.linspace(0, n, threads + 1).astype(np.int64)
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            jobs = [pool.submit(self.evaluator.evaluate_batch, recs[a:b], out[a:b])
+                    for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+            for job in jobs:
+                job.result()
+        return out
+
+    def trace(self, nr: "int | str", args: Sequence[int] = (), arch: "int | str | None" = None,
+              instruction_pointer: int = 0) -> Trace:
+        """The path taken (by the reference interpreter), with A and X before each step."""
+        from .backends.reference import ReferenceEvaluator
+        number, audit = self.resolve(nr, arch)
+        steps: list[Step] = []
+        ref = ReferenceEvaluator(self.program, self.layout)
+        retval = ref.trace(number, audit, records.normalize_u(instruction_pointer, 64, "ip"),
+                           records.normalize_args(args),
+                           lambda i, c, jt, jf, k, a, x: steps.append(Step(i, c, jt, jf, k, a, x)))
+        return Trace(retval, tuple(steps))

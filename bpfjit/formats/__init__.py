@@ -1,0 +1,124 @@
+"""Loading and writing filters: raw bytes, bpf_asm text, C arrays, hex; format detection.
+
+``load()`` is the single entry point (``bpfjit.load``): it takes a path, bytes
+or text, detects the format (``raw``, ``asm``, ``c``, ``hex``) and, for raw
+bytes, the byte order; ``dump()`` writes any format.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import LoadError
+from ..program import Program
+from . import raw
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..seccomp.layouts import Layout
+
+FORMATS = ("raw", "asm", "c", "hex")
+MAX_INPUT_BYTES = 64 << 20   # no sane filter text is larger; refuse before parsing
+
+_C_ARRAY = re.compile(r"\{\s*0x[0-9a-fA-F]+\s*,\s*\d+\s*,\s*\d+\s*,\s*0x[0-9a-fA-F]+\s*\}")
+_HEX = re.compile(r"(?:0x)?[0-9a-fA-F\s,:]+")
+
+
+def _looks_like_text(data: bytes) -> bool:
+    if not data:
+        return False
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return all(c.isprintable() or c in "\t\r\n\f\v" for c in text)
+
+
+def detect_format(data: bytes) -> str:
+    """Guess ``raw``, ``c``, ``hex`` or ``asm`` for the bytes of a filter file."""
+    if not _looks_like_text(data):
+        return "raw"
+    text = data.decode("utf-8")
+    if _C_ARRAY.search(text):
+        return "c"
+    stripped = "\n".join(line.split("#", 1)[0] for line in text.splitlines()).strip()
+    if stripped and _HEX.fullmatch(stripped) and len(re.sub(r"0x|[\s,:]", "", stripped)) % 16 == 0 \
+            and not re.search(r"[g-zG-Z]", stripped.replace("0x", "")):
+        return "hex"
+    return "asm"
+
+
+def _read(source: "str | bytes | os.PathLike") -> tuple[bytes, str]:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source), "<bytes>"
+    if isinstance(source, os.PathLike) or (isinstance(source, str) and "\n" not in source
+                                          and len(source) < 4096 and Path(source).is_file()):
+        path = Path(source)
+        try:
+            size = path.stat().st_size
+            if size > MAX_INPUT_BYTES:
+                raise LoadError(f"file is {size} bytes; a filter is at most 32 KiB raw "
+                                f"(refusing anything over {MAX_INPUT_BYTES} bytes)", source=str(path))
+            return path.read_bytes(), str(path)
+        except OSError as exc:
+            raise LoadError(f"cannot read: {exc.strerror or exc}", source=str(path)) from exc
+    if isinstance(source, str):
+        if "\n" not in source and not _C_ARRAY.search(source) and \
+                (source.endswith((".bpf", ".asm", ".bin", ".c", ".h", ".hex", ".txt"))
+                 or os.sep in source):
+            raise LoadError("no such file", source=source)
+        return source.encode("utf-8"), "<text>"
+    raise TypeError(f"load() takes a path, bytes or text, not {type(source).__name__}")
+
+
+def load(source: "str | bytes | os.PathLike", format: str | None = None,
+         endian: str | None = None, arch: "str | Layout | None" = None) -> Program:
+    """Read a filter from a path, bytes or text.
+
+    ``format``: None (detect), ``raw``, ``asm``, ``c`` or ``hex``. ``endian``:
+    byte order of raw/hex data (None: detect). ``arch``: which syscall table
+    and layout assembler names (``ld [args[1].hi]``, ``jeq #openat``) use.
+    """
+    data, name = _read(source)
+    if len(data) > MAX_INPUT_BYTES:
+        raise LoadError(f"input is {len(data)} bytes; refusing anything over {MAX_INPUT_BYTES}",
+                        source=name)
+    if format is None:
+        format = detect_format(data)
+    if format not in FORMATS:
+        raise LoadError(f"unknown format {format!r}; choose from {', '.join(FORMATS)}", source=name)
+    if endian not in (None, "little", "big"):
+        raise LoadError(f"endian must be 'little' or 'big', not {endian!r}", source=name)
+    if format == "raw":
+        return raw.load(data, endian, source=name)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise LoadError(f"not UTF-8 text ({exc.reason} at byte {exc.start}); for a binary "
+                        f"filter use format='raw'", source=name, offset=exc.start) from None
+    if format == "asm":
+        from .asm import parse
+        return parse(text, arch=arch, source=name)
+    if format == "c":
+        from .c_array import parse
+        return parse(text, source=name)
+    from .hexdump import parse
+    return parse(text, endian=endian, source=name)
+
+
+def dump(program: Program, format: str = "raw", endian: str | None = None,
+         arch: "str | Layout | None" = None) -> bytes:
+    """Write ``program`` as ``raw`` bytes or ``asm``/``c``/``hex`` text (UTF-8 bytes)."""
+    if format == "raw":
+        return raw.dump(program, endian)
+    if format == "asm":
+        from .disasm import disassemble
+        return disassemble(program, arch=arch).encode()
+    if format == "c":
+        from .c_array import dump as dump_c
+        return dump_c(program).encode()
+    if format == "hex":
+        from .hexdump import dump as dump_hex
+        return dump_hex(program, endian=endian).encode()
+    raise ValueError(f"unknown format {format!r}; choose from {', '.join(FORMATS)}")
