@@ -1,0 +1,112 @@
+"""The ``bpfjit`` command line: a click group whose verbs live in their own modules, loaded lazily.
+
+Exit codes: 0 success; 1 a negative answer (invalid program, disagreement
+found); 2 bad usage or unreadable input.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from .. import __version__
+from ..errors import BpfjitError
+
+#: verb -> (module under bpfjit.cli, attribute naming the click command)
+VERBS = {
+    "disasm": ("inspect", "disasm"),
+    "asm": ("inspect", "asm"),
+    "check": ("inspect", "check"),
+    "eval": ("evaluate", "eval_"),
+    "stack": ("evaluate", "stack"),
+    "table": ("evaluate", "table"),
+    "syscalls": ("evaluate", "syscalls_"),
+    "dump": ("inspect", "dump"),
+    "sim": ("sim", "command"),
+    "fuzz": ("fuzz", "command"),
+    "bench": ("bench", "command"),
+}
+
+
+class InputProblem(click.ClickException):
+    """Unreadable input or impossible request: printed as ``Error: ...``, exit status 2."""
+
+    exit_code = 2
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(VERBS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in VERBS:
+            return None
+        module, attr = VERBS[name]
+        try:
+            mod = importlib.import_module(f"{__name__}.{module}")
+        except ImportError as exc:  # a verb whose optional dependency is missing
+            @click.command(name, help=f"(unavailable: {exc})")
+            def unavailable() -> None:
+                raise InputProblem(f"'bpfjit {name}' is unavailable here: {exc}")
+            return unavailable
+        return getattr(mod, attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="bpfjit")
+def cli() -> None:
+    """Evaluate Linux seccomp filters exactly as the kernel does, fast.
+
+    \b
+    Examples:
+      bpfjit disasm filter.bpf --arch x86_64
+      bpfjit eval filter.bpf --arch aarch64 openat 3 0 0
+      bpfjit eval filter.bpf --arch x86_64 --trace clone 0x10000
+      bpfjit check filter.bpf
+      bpfjit sim -f filter.bpf -a x86_64 -s 59
+    """
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``bpfjit`` script; returns the exit status."""
+    try:
+        cli.main(args=argv, prog_name="bpfjit", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.Abort:
+        click.echo("Aborted!", err=True)
+        return 1
+    except BpfjitError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        return 2
+    except BrokenPipeError:
+        sys.stderr.close()
+        return 1
+    return 0
+
+
+def load_program(path: str, fmt: str | None, endian: str | None, arch: str | None):
+    """Load a filter for a verb; LoadError becomes a clean exit-2 message."""
+    from ..formats import load
+    try:
+        return load(path if path != "-" else sys.stdin.buffer.read(), format=fmt, endian=endian,
+                    arch=arch)
+    except BpfjitError as exc:
+        raise InputProblem(str(exc)) from None
+
+
+FORMAT_CHOICE = click.Choice(["raw", "asm", "c", "hex"])
+ENDIAN_CHOICE = click.Choice(["little", "big"])
+
+
+def common_load_options(f):
+    """--format / --endian options shared by the verbs that read a filter."""
+    f = click.option("--endian", type=ENDIAN_CHOICE, default=None,
+                     help="Byte order of raw/hex input (default: detect).")(f)
+    f = click.option("--format", "fmt", type=FORMAT_CHOICE, default=None,
+                     help="Input format (default: detect).")(f)
+    return f

@@ -1,0 +1,124 @@
+"""Verbs that read and write programs: ``disasm``, ``asm``, ``check``, ``dump``."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from . import InputProblem, common_load_options, load_program
+from ..errors import BpfjitError, InvalidProgram
+
+
+@click.command()
+@click.argument("file")
+@click.option("--arch", "-a", default=None, help="Architecture for names (default: x86_64).")
+@click.option("--numbered/--no-numbered", default=False, help="Prefix instruction indexes.")
+@common_load_options
+def disasm(file: str, arch: str | None, numbered: bool, fmt: str | None, endian: str | None) -> None:
+    """Disassemble FILE to bpf_asm text with seccomp names (syscalls, fields, actions)."""
+    from ..formats.disasm import disassemble
+    prog = load_program(file, fmt, endian, arch)
+    try:
+        click.echo(disassemble(prog, arch=arch, numbered=numbered), nl=False)
+    except BpfjitError as exc:
+        raise InputProblem(str(exc)) from None
+
+
+@click.command()
+@click.argument("file")
+@click.option("-o", "--output", required=True, help="Output file ('-' for stdout).")
+@click.option("--to", "out_fmt", type=click.Choice(["raw", "c", "hex", "asm"]), default="raw",
+              show_default=True, help="Output format.")
+@click.option("--out-endian", type=click.Choice(["little", "big"]), default=None,
+              help="Byte order of raw/hex output (default: the input's).")
+@click.option("--arch", "-a", default=None, help="Architecture for names in the input.")
+@common_load_options
+def asm(file: str, output: str, out_fmt: str, out_endian: str | None, arch: str | None,
+        fmt: str | None, endian: str | None) -> None:
+    """Assemble FILE (bpf_asm text, C array, hex or raw) into OUTPUT.
+
+    \b
+    bpfjit asm policy.asm -o policy.bpf
+    bpfjit asm policy.asm -o - --to c
+    """
+    from ..formats import dump as dump_program
+    prog = load_program(file, fmt or ("asm" if file.endswith(".asm") else None), endian, arch)
+    data = dump_program(prog, out_fmt, endian=out_endian, arch=arch)
+    if output == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    try:
+        with open(output, "wb") as fh:
+            fh.write(data)
+    except OSError as exc:
+        raise InputProblem(f"{output}: cannot write: {exc.strerror}") from None
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per file.")
+@common_load_options
+def check(files: tuple[str, ...], as_json: bool, fmt: str | None, endian: str | None) -> None:
+    """Would seccomp(2) accept each FILE? Exit 1 if any is refused.
+
+    Applies exactly the kernel's rules (net/core/filter.c bpf_check_classic,
+    check_load_and_stores; kernel/seccomp.c seccomp_check_filter).
+    """
+    import json
+
+    from ..check import check as check_program
+    from ..stack import ebpf_length
+    bad = 0
+    for file in files:
+        prog = load_program(file, fmt, endian, None)
+        try:
+            check_program(prog)
+        except InvalidProgram as exc:
+            bad += 1
+            if as_json:
+                click.echo(json.dumps({"file": file, "valid": False, "index": exc.index,
+                                       "rule": exc.rule, "errno": exc.errno,
+                                       "reason": exc.reason}))
+            else:
+                click.echo(f"{file}: INVALID: {exc}")
+            continue
+        if as_json:
+            click.echo(json.dumps({"file": file, "valid": True, "instructions": len(prog),
+                                   "ebpf_instructions": ebpf_length(prog),
+                                   "endian": prog.endian}))
+        else:
+            click.echo(f"{file}: OK ({len(prog)} instructions, {prog.endian}-endian, "
+                       f"{ebpf_length(prog)} eBPF instructions in the kernel)")
+    if bad:
+        raise click.exceptions.Exit(1)
+
+
+@click.command()
+@click.argument("pid", type=int)
+@click.option("--index", type=int, default=None,
+              help="Only filter INDEX (0 = most recently installed).")
+@click.option("-o", "--output", default=None,
+              help="Write raw bytes here (with several filters: OUTPUT.N, N oldest first).")
+@click.option("--arch", "-a", default=None, help="Architecture for names.")
+def dump(pid: int, index: int | None, output: str | None, arch: str | None) -> None:
+    """Read the seccomp filters of a running process (root; PTRACE_SECCOMP_GET_FILTER).
+
+    Without -o, prints each filter disassembled, oldest first.
+    """
+    from ..formats.disasm import disassemble
+    from ..formats.live import load_process
+    try:
+        programs = load_process(pid, index)
+    except BpfjitError as exc:
+        raise InputProblem(str(exc)) from None
+    for n, prog in enumerate(programs):
+        if output:
+            path = output if len(programs) == 1 else f"{output}.{n}"
+            with open(path, "wb") as fh:
+                fh.write(prog.to_bytes())
+            click.echo(f"{path}: {len(prog)} instructions ({prog.source})")
+        else:
+            click.echo(f"; {prog.source} — {len(prog)} instructions (filter {n} of "
+                       f"{len(programs)}, oldest first)")
+            click.echo(disassemble(prog, arch=arch), nl=False)
