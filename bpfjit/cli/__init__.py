@@ -24,6 +24,7 @@ VERBS = {
     "syscalls": ("evaluate", "syscalls_"),
     "dump": ("inspect", "dump"),
     "sim": ("sim", "command"),
+    "demo": ("demo", "command"),
     "fuzz": ("fuzz", "command"),
     "bench": ("bench", "command"),
 }
