@@ -366,3 +366,12 @@ def _native_arch(meta_path: Path) -> str:
             return arches[0]
         return meta.get("native_arch") or "x86_64"
     return "x86_64"
+
+
+def compile_subject(programs: Sequence[Program], backend: str, arch: "str | Layout"):
+    """A :class:`~bpfjit.Filter` for one program, a :class:`~bpfjit.Stack` (oldest first) for more."""
+    from .filter import compile
+    from .stack import Stack
+    if len(programs) == 1:
+        return compile(programs[0], backend=backend, arch=arch)
+    return Stack(list(programs), backend=backend, arch=arch)
