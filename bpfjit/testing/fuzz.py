@@ -1,0 +1,648 @@
+"""Fuzzing stage, the differential fuzzer: candidates against the reference interpreter and Linux.
+
+:func:`run` draws programs (valid, realistic, near-valid, garbage — see
+:mod:`bpfjit.testing.programs`) and inputs biased to each program's
+constants (:mod:`bpfjit.testing.inputs`), runs every candidate
+(:mod:`bpfjit.testing.candidates`) and compares it with the oracles:
+
+- **accept/reject**: ``bpfjit.check`` decides (with the errno seccomp(2)
+  would return), and is itself compared with the running kernel
+  (``kernel_accepts``) when seccomp filters can be installed here;
+- **verdicts**: every 32-bit value is compared with the reference
+  interpreter ``bpfjit_reference`` (and, for the host's layout, the kernel
+  is one more candidate on a sample of the records).
+
+Each disagreement is shrunk (:mod:`bpfjit.testing.shrink`) — program first,
+then the input — re-running the candidate at every step, deduplicated by the
+shrunk reproducer and who disagrees on it, and written to ``out_dir``.
+``stack=True`` fuzzes stack evaluators: 2-3 valid programs, oldest first,
+against ``bpfjit_reference.run_stack`` (kernel/seccomp.c precedence).
+
+Coverage is gathered from the reference's ``on_step`` hook on a sample of
+records: which seccomp opcodes ran, which conditional-jump outcomes
+(code, taken) were seen, and edge events the generators aim at.
+"""
+from __future__ import annotations
+
+import errno as errno_names
+import random
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import bpfjit_reference as ref
+
+from .. import opcodes as op
+from ..check import check
+from ..errors import BackendUnavailable, InvalidProgram, LoadError
+from ..program import Program
+from ..seccomp import layouts
+from ..seccomp.actions import Action
+from . import shrink as shrinking
+from .candidates import Candidate, CandidateError, Rejected, backend_candidate, resolve_all
+
+DEFAULT_KINDS = ("valid", "realistic", "near_valid", "garbage")
+STACK_KINDS = ("realistic", "valid")
+INPUTS_PER_PROGRAM = 64
+
+_JUMP_TESTS = {op.BPF_JEQ: lambda a, b: a == b, op.BPF_JGT: lambda a, b: a > b,
+               op.BPF_JGE: lambda a, b: a >= b, op.BPF_JSET: lambda a, b: (a & b) != 0}
+_DIV_X = op.BPF_ALU | op.BPF_DIV | op.BPF_X
+_SHIFT_X = (op.BPF_ALU | op.BPF_LSH | op.BPF_X, op.BPF_ALU | op.BPF_RSH | op.BPF_X)
+_COMPARES = {op.BPF_JMP | o | s for o in (op.BPF_JGT, op.BPF_JGE) for s in (op.BPF_K, op.BPF_X)}
+
+
+# --- coverage -------------------------------------------------------------------------------
+
+@dataclass
+class Coverage:
+    """What the reference executed on the sampled records."""
+
+    opcodes: Counter = field(default_factory=Counter)    # code -> times executed
+    branches: Counter = field(default_factory=Counter)   # (code, taken) -> times
+    events: Counter = field(default_factory=Counter)     # edge case name -> times
+
+    def on_step(self, byteorder: str) -> Callable:
+        opcodes, branches, events = self.opcodes, self.branches, self.events
+
+        def step(pc, code, jt, jf, k, A, X):
+            opcodes[code] += 1
+            if code in op.CONDITIONAL_JUMPS:
+                operand = X if op.bpf_src(code) == op.BPF_X else k
+                branches[(code, _JUMP_TESTS[op.bpf_op(code)](A, operand))] += 1
+                if code in _COMPARES and (A ^ operand) & 0x80000000:
+                    events["jgt/jge with operands of different sign bit"] += 1
+            elif code == _DIV_X and X == 0:
+                events["div x with X = 0"] += 1
+            elif code in _SHIFT_X and X >= 32:
+                events["shift by X >= 32"] += 1
+            elif code == op.BPF_LD | op.BPF_W | op.BPF_ABS and k >= 8 and \
+                    (k % 8 == 4) == (byteorder == "little"):
+                events["ld of a 64-bit field's high word"] += 1
+            elif code in (op.BPF_LD | op.BPF_MEM, op.BPF_LDX | op.BPF_MEM):
+                events["scratch load"] += 1
+        return step
+
+    @property
+    def opcode_fraction(self) -> tuple[int, int]:
+        return len(set(self.opcodes) & op.SECCOMP_CODES), len(op.SECCOMP_CODES)
+
+    @property
+    def branch_fraction(self) -> tuple[int, int]:
+        return len(self.branches), 2 * len(op.CONDITIONAL_JUMPS)
+
+    def missing_opcodes(self) -> list[str]:
+        return sorted(op.code_name(c) for c in op.SECCOMP_CODES - set(self.opcodes))
+
+    def missing_branches(self) -> list[str]:
+        return sorted(f"{op.code_name(c)} {'taken' if t else 'not taken'}"
+                      for c in op.CONDITIONAL_JUMPS for t in (True, False)
+                      if (c, t) not in self.branches)
+
+
+# --- results --------------------------------------------------------------------------------
+
+@dataclass
+class Disagreement:
+    """One distinct disagreement, shrunk.
+
+    ``kind``: ``verdict`` (different 32-bit value), ``accepts-invalid``,
+    ``rejects-valid`` or ``errno`` (both reject, with different errnos).
+    ``oracle`` names who is taken as right (``reference``, ``bpfjit.check``,
+    ``kernel``); ``candidates`` who disagree with it on the reproducer.
+    """
+
+    kind: str
+    oracle: str
+    candidates: tuple[str, ...]
+    programs: list[list[tuple[int, int, int, int]]]
+    record: dict[str, int] | None
+    expected: dict
+    answers: dict[str, dict]
+    origin: dict
+    count: int = 1
+    path: Path | None = None
+
+    @property
+    def instructions(self) -> int:
+        """Instructions of the (largest) shrunk program."""
+        return max((len(p) for p in self.programs), default=0)
+
+    def key(self) -> tuple:
+        rec = tuple(sorted(self.record.items())) if self.record else None
+        return (self.kind, self.candidates, tuple(tuple(p) for p in self.programs), rec)
+
+    def summary(self) -> str:
+        who = ", ".join(self.candidates)
+        what = {"verdict": "returns a different value", "accepts-invalid":
+                "accepts a program Linux rejects", "rejects-valid":
+                "rejects a program Linux accepts", "errno": "rejects with a different errno"}
+        sizes = "+".join(str(len(p)) for p in self.programs)
+        line = f"{who} {what.get(self.kind, self.kind)} than {self.oracle} " \
+               f"({sizes} instructions, seen {self.count}x)"
+        if self.path:
+            line += f" -> {self.path}"
+        return line
+
+
+@dataclass
+class FuzzReport:
+    """What a fuzz run did and found. ``ok`` is True when nothing disagreed."""
+
+    candidates: list[str]
+    seed: int
+    arch: str
+    stack: bool
+    kernel: str                                   # "used" or why not
+    programs: int = 0
+    programs_by_kind: Counter = field(default_factory=Counter)
+    valid_programs: int = 0
+    records: int = 0
+    verdicts: int = 0                             # (record, candidate) values compared
+    accept_decisions: int = 0                     # (program, candidate) accept/reject compared
+    kernel_accept_decisions: int = 0              # bpfjit.check compared with seccomp(2)
+    kernel_verdicts: int = 0
+    raw_disagreements: int = 0
+    unshrunk: int = 0                             # raw disagreements past the shrink cap
+    elapsed: float = 0.0
+    stopped_by: str = ""
+    disagreements: list[Disagreement] = field(default_factory=list)
+    coverage: Coverage = field(default_factory=Coverage)
+
+    @property
+    def ok(self) -> bool:
+        return not self.disagreements and not self.raw_disagreements
+
+    @property
+    def programs_per_second(self) -> float:
+        return self.programs / self.elapsed if self.elapsed else 0.0
+
+    @property
+    def inputs_per_second(self) -> float:
+        return self.records / self.elapsed if self.elapsed else 0.0
+
+    def format(self) -> str:
+        cov = self.coverage
+        (oc, ot), (bc, bt) = cov.opcode_fraction, cov.branch_fraction
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(self.programs_by_kind.items()))
+        lines = [
+            f"candidates: {', '.join(self.candidates)}  (arch {self.arch}, seed {self.seed}"
+            f"{', stacks' if self.stack else ''}; kernel: {self.kernel})",
+            f"programs: {self.programs} ({kinds}); {self.valid_programs} valid",
+            f"time: {self.elapsed:.1f} s ({self.stopped_by}); "
+            f"{self.programs_per_second:.0f} programs/s, {self.inputs_per_second:.0f} inputs/s",
+            f"compared: {self.verdicts} verdicts, {self.accept_decisions} accept/reject "
+            f"decisions; kernel: {self.kernel_accept_decisions} accept/reject, "
+            f"{self.kernel_verdicts} verdicts",
+            f"coverage: opcodes {oc}/{ot}, branch outcomes {bc}/{bt}; events: " +
+            (", ".join(f"{k} {n}" for k, n in sorted(cov.events.items())) or "none"),
+        ]
+        if cov.missing_opcodes():
+            lines.append("  never executed: " + ", ".join(cov.missing_opcodes()))
+        if self.disagreements:
+            lines.append(f"DISAGREEMENTS: {len(self.disagreements)} distinct "
+                         f"({self.raw_disagreements} raw, {self.unshrunk} not shrunk)")
+            lines += [f"  {i + 1}. {d.summary()}" for i, d in enumerate(self.disagreements)]
+        else:
+            lines.append("no disagreement")
+        return "\n".join(lines) + "\n"
+
+
+# --- oracles --------------------------------------------------------------------------------
+
+def expected_acceptance(data: bytes) -> tuple[bool, str | None, str]:
+    """(accepted, errno name, why) from bpfjit.check for little-endian ``sock_filter`` bytes."""
+    if len(data) % 8:
+        return False, "EINVAL", f"{len(data)} bytes is not a whole number of instructions"
+    try:
+        check(Program.from_bytes(data, "little"))
+    except InvalidProgram as exc:
+        return False, exc.errno, str(exc)
+    except LoadError as exc:
+        return False, "EINVAL", str(exc)
+    return True, None, ""
+
+
+def reference_values(programs: Sequence[Sequence[tuple]], records: np.ndarray, byteorder: str,
+                     *, on_step: Callable | None = None, sample: int = 0) -> np.ndarray:
+    """The reference's uint32 answers (the stack's, when several programs) for each record.
+
+    The first ``sample`` records run with ``on_step`` (coverage).
+    """
+    insns = [[tuple(i) for i in p] for p in programs]
+    out = np.empty(len(records), dtype=np.uint32)
+    columns = zip(records["nr"].tolist(), records["arch"].tolist(),
+                  records["instruction_pointer"].tolist(), records["args"].tolist())
+    for i, (nr, arch, ip, args) in enumerate(columns):
+        image = ref.seccomp_data_image(nr, arch, ip, args, byteorder)
+        hook = on_step if i < sample else None
+        values = [ref.run(p, image, byteorder=byteorder, on_step=hook) for p in insns]
+        out[i] = values[0] if len(values) == 1 else ref.run_stack(values)
+    return out
+
+
+def _describe(value) -> dict:
+    if isinstance(value, Rejected):
+        return {"rejected": value.reason}
+    if isinstance(value, bool):
+        return {"accepts": value}
+    v = int(value)
+    return {"value": v, "hex": f"{v:#010x}", "action": str(Action.from_value(v))}
+
+
+# --- the run --------------------------------------------------------------------------------
+
+def _default_source(seed: int, kinds: Sequence[str]) -> Iterator[tuple[str, bytes]]:
+    from .programs import program_stream
+    return program_stream(seed, kinds=tuple(kinds))
+
+
+def _default_inputs(program: Program, rng: random.Random, n: int, layout: str) -> np.ndarray:
+    from .inputs import inputs_for
+    return inputs_for(program, rng, n, layout=layout)
+
+
+def _kernel_setup(use_kernel, layout, kernel_records: int, stack: bool):
+    """(kernel_accepts or None, kernel verdict candidate or None, status text)."""
+    if use_kernel is False:
+        return None, None, "not used"
+    try:
+        from ..backends import kernel
+        reason = kernel.kernel_unavailable_reason()
+    except ImportError as exc:
+        reason = f"bpfjit.backends.kernel cannot be imported ({exc})"
+    if reason:
+        if use_kernel is True:
+            raise BackendUnavailable(f"the kernel oracle is unavailable: {reason}")
+        return None, None, f"unavailable ({reason})"
+    verdicts, status = None, "used"
+    if stack:
+        status = "used for nothing (stack runs compare with the reference only)"
+        return None, None, status
+    if layout.name == layouts.host_layout().name:
+        try:
+            verdicts = backend_candidate("kernel", layout, max_records=kernel_records)
+        except BackendUnavailable as exc:
+            status = f"accept/reject only ({exc})"
+    else:
+        status = f"accept/reject only (verdicts need the host layout, not {layout.name})"
+    return kernel.kernel_accepts, verdicts, status
+
+
+class _Run:
+    """One fuzz run's state: candidates, oracles, stats and the disagreements found."""
+
+    def __init__(self, cands: list[Candidate], layout, report: FuzzReport, *, out_dir,
+                 kernel_accepts, shrink: bool, shrink_budget: int, max_shrinks: int):
+        self.cands = cands
+        self.layout = layout
+        self.report = report
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.kernel_accepts = kernel_accepts
+        self.shrink = shrink
+        self.shrink_budget = shrink_budget
+        self.max_shrinks = max_shrinks
+        self.shrinks: Counter = Counter()
+        self.seen: dict[tuple, Disagreement] = {}
+
+    # -- oracle and candidate answers on (shrunk) programs --
+    def _bytes(self, programs):
+        data = [Program(p).to_bytes("little") for p in programs]
+        return data if self.report.stack else data[0]
+
+    def _kernel_decision(self, data: bytes) -> tuple[bool, str | None]:
+        err = self.kernel_accepts(data)
+        return err == 0, (errno_names.errorcode.get(err, str(err)) if err else None)
+
+    def _all_valid(self, programs) -> bool:
+        return all(expected_acceptance(Program(p).to_bytes("little"))[0] for p in programs)
+
+    def predicate(self, kind: str, oracle: str, cand: Candidate | None, record: dict | None):
+        """``holds(programs)`` for a disagreement of ``kind`` between ``cand`` and ``oracle``."""
+        recs = shrinking.make_records([record]) if record else None
+
+        def holds(programs) -> bool:
+            if kind in ("verdict", "rejects-valid") and not self._all_valid(programs):
+                return False
+            data = self._bytes(programs)
+            if kind == "verdict":
+                exp = reference_values(programs, recs, self.layout.byteorder)
+                got = cand.answer(data, recs)
+                return isinstance(got, np.ndarray) and int(got[0]) != int(exp[0])
+            if kind == "rejects-valid":
+                if cand.evaluates:
+                    return isinstance(cand.answer(data, recs if recs is not None else
+                                                  shrinking.make_records([_ZERO])), Rejected)
+                return cand.accepts(data) is not True
+            ok, err, _ = expected_acceptance(data)
+            if oracle == "kernel":          # bpfjit.check is the candidate
+                if len(data) % 8 or not data:
+                    return False
+                k_ok, k_err = self._kernel_decision(data)
+                return (ok, err) != (k_ok, k_err) and \
+                    (kind != "errno" or (not ok and not k_ok)) and \
+                    (kind != "accepts-invalid" or (ok and not k_ok)) and \
+                    (kind != "rejects-valid" or (k_ok and not ok))
+            return not ok and cand.accepts(data) is True          # accepts-invalid
+        return holds
+
+    def found(self, kind: str, oracle: str, cand: Candidate | None, programs, record,
+              origin: dict) -> None:
+        """Shrink a fresh disagreement, deduplicate it, write its reproducer."""
+        rep = self.report
+        rep.raw_disagreements += 1
+        who = cand.name if cand else "bpfjit.check"
+        if self.shrinks[(who, kind)] >= self.max_shrinks:
+            rep.unshrunk += 1
+            return
+        self.shrinks[(who, kind)] += 1
+        programs = [[tuple(i) for i in p] for p in programs]
+        holds = self.predicate(kind, oracle, cand, record)
+        if self.shrink:
+            budget = shrinking.Budget(self.shrink_budget)
+            programs = shrinking.shrink_programs(programs, holds, budget=budget)
+            if record is not None:
+                record = shrinking.shrink_record(record, self._batch_predicate(cand, programs))
+        d = self.describe(kind, oracle, cand, programs, record, origin)
+        old = self.seen.get(d.key())
+        if old is not None:
+            old.count += 1
+            return
+        self.seen[d.key()] = d
+        rep.disagreements.append(d)
+        if self.out_dir is not None:
+            sha = Program(programs[0]).digest()[:8] if programs else "empty"
+            name = re.sub(r"[^A-Za-z0-9_.+-]", "_", f"{len(rep.disagreements):03d}-{kind}-"
+                          f"{'+'.join(d.candidates)}-{sha}")
+            d.path = shrinking.write_reproducer(self.out_dir / name, programs, self.to_json(d),
+                                                arch=self.layout.name)
+
+    def _batch_predicate(self, cand: Candidate, programs):
+        data = self._bytes(programs)
+
+        def holds_batch(recs: np.ndarray) -> list[bool]:
+            exp = reference_values(programs, recs, self.layout.byteorder)
+            got = cand.answer(data, recs)
+            if not isinstance(got, np.ndarray):
+                return [False] * len(recs)
+            return (got != exp).tolist()
+        return holds_batch
+
+    def describe(self, kind, oracle, cand, programs, record, origin) -> Disagreement:
+        """Everyone's answer on the shrunk reproducer."""
+        data = self._bytes(programs)
+        answers: dict[str, dict] = {}
+        disagree: list[str] = []
+        if kind == "verdict" or (kind == "rejects-valid" and record is not None):
+            recs = shrinking.make_records([record])
+            exp = int(reference_values(programs, recs, self.layout.byteorder)[0])
+            expected = dict(_describe(exp), oracle="reference")
+            for c in self.cands:
+                if not c.evaluates:
+                    continue
+                got = c.answer(data, recs)
+                answers[c.name] = _describe(got if isinstance(got, Rejected) else int(got[0]))
+                if isinstance(got, Rejected) or int(got[0]) != exp:
+                    disagree.append(c.name)
+        else:
+            ok, err, why = expected_acceptance(data if isinstance(data, bytes) else data[0])
+            expected = {"accepts": ok, "errno": err, "why": why, "oracle": "bpfjit.check"}
+            if self.kernel_accepts is not None and isinstance(data, bytes) and data and \
+                    not len(data) % 8:
+                k_ok, k_err = self._kernel_decision(data)
+                answers["kernel"] = {"accepts": k_ok, "errno": k_err}
+                if oracle == "kernel":
+                    expected, answers = dict(answers["kernel"], oracle="kernel"), \
+                        {"bpfjit.check": {"accepts": ok, "errno": err, "why": why}}
+                    disagree.append("bpfjit.check")
+            for c in self.cands:
+                if oracle == "kernel" or (c.accepts_checked and c is not cand):
+                    continue
+                verdict = c.accepts(data)
+                answers[c.name] = _describe(verdict)
+                if (verdict is True) != expected["accepts"]:
+                    disagree.append(c.name)
+        if cand is not None and cand.name not in disagree:
+            disagree.append(cand.name)  # e.g. a kernel sample candidate that others agree with
+        return Disagreement(kind, oracle, tuple(sorted(disagree)), programs, record, expected,
+                            answers, origin)
+
+    def to_json(self, d: Disagreement) -> dict:
+        lay = self.layout
+        doc = {"kind": d.kind, "summary": d.summary(), "oracle": d.oracle,
+               "disagreeing": list(d.candidates),
+               "layout": {"name": lay.name, "byteorder": lay.byteorder,
+                          "audit_arch": f"{lay.audit_arch:#010x}"},
+               "stack": len(d.programs) > 1 or self.report.stack}
+        if d.record is not None:
+            nr = d.record["nr"]
+            doc["record"] = {"nr": nr - (1 << 32) if nr >= 1 << 31 else nr,
+                             "arch": d.record["arch"], "arch_hex": f"{d.record['arch']:#010x}",
+                             "instruction_pointer": d.record["instruction_pointer"],
+                             "args": [d.record[f"args[{i}]"] for i in range(6)]}
+        doc.update(expected=d.expected, answers=d.answers, origin=d.origin,
+                   candidates={c.name: c.description for c in self.cands})
+        return doc
+
+
+_ZERO = {name: 0 for name, _ in shrinking.RECORD_FIELDS}
+
+
+def _stacks(source: Iterator[tuple[str, bytes]], rng: random.Random
+            ) -> Iterator[tuple[str, list[bytes]]]:
+    """Stacks of 2-3 valid programs, oldest first, from a program stream."""
+    pending: list[tuple[str, bytes]] = []
+    want = rng.randint(2, 3)
+    for kind, data in source:
+        if not expected_acceptance(data)[0]:
+            continue
+        pending.append((kind, data))
+        if len(pending) == want:
+            yield "+".join(k for k, _ in pending), [d for _, d in pending]
+            pending, want = [], rng.randint(2, 3)
+
+
+def run(candidates: Sequence["str | Candidate | Callable"], *, seconds: float | None = None,
+        max_programs: int | None = None, seed: int = 0, arch: str = "x86_64",
+        out_dir: "str | Path | None" = None, use_kernel: "bool | str" = "auto",
+        progress: bool = False, stack: bool = False, kinds: Sequence[str] | None = None,
+        inputs_per_program: int = INPUTS_PER_PROGRAM, max_disagreements: int | None = None,
+        shrink: bool = True, shrink_budget: int = 3000, max_shrinks_per_candidate: int = 8,
+        kernel_records: int = 16, coverage_sample: int = 4,
+        source: Iterable[tuple[str, bytes]] | None = None,
+        inputs: Callable | None = None) -> FuzzReport:
+    """Fuzz ``candidates`` against the reference (and Linux); see the module docstring.
+
+    ``candidates``: backend names (``llvm``, ``numba``, ``reference``,
+    ``kernel``), ``module:function`` specs, callables or Candidates. Stops
+    after ``seconds``, ``max_programs`` programs (stacks) or
+    ``max_disagreements`` distinct disagreements, whichever comes first (at
+    least one limit is required). ``use_kernel``: ``"auto"`` (when seccomp
+    works here), True (required) or False. ``source`` replaces the generated
+    programs by ``(kind, bytes)`` pairs; ``inputs(program, rng, n, layout)``
+    replaces :func:`bpfjit.testing.inputs.inputs_for`.
+    """
+    if seconds is None and max_programs is None and max_disagreements is None:
+        raise ValueError("fuzz.run needs a limit: seconds, max_programs or max_disagreements")
+    if use_kernel not in (True, False, "auto"):
+        raise ValueError(f"use_kernel must be True, False or 'auto', not {use_kernel!r}")
+    lay = layouts.layout(arch)
+    specs = list(candidates)
+    if "kernel" in specs and use_kernel is not False:
+        specs.remove("kernel")
+        use_kernel = True
+    cands = resolve_all(specs, layout=lay, stack=stack)
+    kernel_accepts, kernel_cand, kernel_status = _kernel_setup(use_kernel, lay, kernel_records,
+                                                               stack)
+    if kernel_cand is not None:
+        cands.append(kernel_cand)
+    if not cands and kernel_accepts is None:
+        raise CandidateError("nothing to fuzz: give at least one candidate")
+    report = FuzzReport([c.name for c in cands], seed, lay.name, stack, kernel_status)
+    state = _Run(cands, lay, report, out_dir=out_dir, kernel_accepts=kernel_accepts,
+                 shrink=shrink, shrink_budget=shrink_budget,
+                 max_shrinks=max_shrinks_per_candidate)
+    kinds = tuple(kinds or (STACK_KINDS if stack else DEFAULT_KINDS))
+    stream = iter(source) if source is not None else _default_source(seed, kinds)
+    if stack:
+        stream = _stacks(stream, random.Random(f"stacks:{seed}"))
+    make_inputs = inputs or _default_inputs
+
+    start = time.monotonic()
+    deadline = start + seconds if seconds is not None else None
+    bar = _Progress(progress, seconds, max_programs)
+    report.stopped_by = "source exhausted"
+    try:
+        for index, (kind, data) in enumerate(stream):
+            if max_programs is not None and report.programs >= max_programs:
+                report.stopped_by = "program count"
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                report.stopped_by = "time"
+                break
+            if max_disagreements is not None and len(report.disagreements) >= max_disagreements:
+                report.stopped_by = "disagreements"
+                break
+            report.programs += 1
+            report.programs_by_kind[kind] += 1
+            rng = random.Random(f"{seed}:{index}")
+            origin = {"seed": seed, "index": index, "kind": kind}
+            if stack:
+                _one_stack(state, data, rng, make_inputs, inputs_per_program, coverage_sample,
+                           origin)
+            else:
+                _one_program(state, bytes(data), rng, make_inputs, inputs_per_program,
+                             coverage_sample, origin)
+            report.elapsed = time.monotonic() - start
+            bar.update(report)
+    finally:
+        bar.close()
+        report.elapsed = time.monotonic() - start
+    return report
+
+
+def _one_program(state: _Run, data: bytes, rng, make_inputs, n_inputs: int, sample: int,
+                 origin: dict) -> None:
+    rep, lay = state.report, state.layout
+    ok, err, _ = expected_acceptance(data)
+    whole = bool(data) and not len(data) % 8
+    insns = [tuple(i) for i in Program.from_bytes(data[: len(data) - len(data) % 8], "little")]
+    origin = dict(origin, instructions=len(insns))
+    if state.kernel_accepts is not None and whole:
+        k_ok, k_err = state._kernel_decision(data)
+        rep.kernel_accept_decisions += 1
+        if (ok, err) != (k_ok, k_err):
+            kind = "errno" if not ok and not k_ok else \
+                "accepts-invalid" if ok else "rejects-valid"
+            state.found(kind, "kernel", None, [insns], None, origin)
+    if not ok:
+        for cand in state.cands:
+            if cand.verdicts_only or cand.accepts_checked:
+                continue
+            rep.accept_decisions += 1
+            if cand.accepts(data) is True and whole:
+                state.found("accepts-invalid", "bpfjit.check", cand, [insns], None, origin)
+        return
+    rep.valid_programs += 1
+    prog = Program(insns)
+    records = make_inputs(prog, rng, n_inputs, lay.name)
+    rep.records += len(records)
+    expected = reference_values([insns], records, lay.byteorder,
+                                on_step=rep.coverage.on_step(lay.byteorder), sample=sample)
+    for cand in state.cands:
+        _compare(state, cand, data, [insns], records, expected, origin)
+
+
+def _compare(state: _Run, cand: Candidate, data, programs, records, expected, origin) -> None:
+    rep = state.report
+    if not cand.evaluates:
+        rep.accept_decisions += 1
+        verdict = cand.accepts(data)
+        if verdict is not True:
+            state.found("rejects-valid", "bpfjit.check", cand, programs, None, origin)
+        return
+    recs = records[: cand.max_records] if cand.max_records else records
+    got = cand.answer(data, recs)
+    if not cand.accepts_checked:
+        rep.accept_decisions += 1
+    if isinstance(got, Rejected):
+        state.found("rejects-valid", "bpfjit.check", cand, programs, None,
+                    dict(origin, reason=got.reason))
+        return
+    rep.verdicts += len(recs)
+    if cand.name == "kernel":
+        rep.kernel_verdicts += len(recs)
+    bad = np.nonzero(got != expected[: len(recs)])[0]
+    if len(bad):
+        state.found("verdict", "reference", cand, programs, shrinking.record_fields(recs[bad[0]]),
+                    dict(origin, mismatched_records=int(len(bad)), records=int(len(recs))))
+
+
+def _one_stack(state: _Run, datas: list[bytes], rng, make_inputs, n_inputs: int, sample: int,
+               origin: dict) -> None:
+    rep, lay = state.report, state.layout
+    programs = [[tuple(i) for i in Program.from_bytes(d, "little")] for d in datas]
+    origin = dict(origin, instructions=[len(p) for p in programs])
+    rep.valid_programs += len(programs)
+    joined = Program([i for p in programs for i in p])
+    records = make_inputs(joined, rng, n_inputs, lay.name)
+    rep.records += len(records)
+    expected = reference_values(programs, records, lay.byteorder,
+                                on_step=rep.coverage.on_step(lay.byteorder), sample=sample)
+    for cand in state.cands:
+        _compare(state, cand, datas, programs, records, expected, origin)
+
+
+class _Progress:
+    """A rich progress bar over time or program count; nothing when disabled."""
+
+    def __init__(self, enabled: bool, seconds: float | None, max_programs: int | None):
+        self.bar = None
+        if not enabled:
+            return
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+        self.by_time = seconds is not None
+        self.total = seconds if self.by_time else max_programs
+        self.bar = Progress(TextColumn("[bold]fuzz"), BarColumn(), TimeElapsedColumn(),
+                            TextColumn("{task.description}"), transient=True)
+        self.task = self.bar.add_task("", total=self.total)
+        self.bar.start()
+        self.last = 0.0
+
+    def update(self, report: FuzzReport) -> None:
+        if self.bar is None or report.elapsed - self.last < 0.2:
+            return
+        self.last = report.elapsed
+        done = report.elapsed if self.by_time else report.programs
+        self.bar.update(self.task, completed=min(done, self.total or done), description=(
+            f"{report.programs} programs, {report.programs_per_second:.0f}/s, "
+            f"{report.inputs_per_second:.0f} inputs/s, {len(report.disagreements)} disagreements"))
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
