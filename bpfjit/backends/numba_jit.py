@@ -74,6 +74,7 @@ WALK_BUDGET = 1 << 17          # instructions stepped by the verdict walk, per a
 JSET_PIECES = 256              # intervals a jset may split a set of values into
 SPLIT_VALUES = 64              # a set this small is walked value by value when it must be
 MAX_ARCHES = 8
+DENSE = 1024                   # nr below this finds its interval by direct lookup, not search
 DISPATCH_BUDGET = 1 << 16      # steps of all dispatch walks together
 
 
@@ -369,144 +370,154 @@ def arch_candidates(ins: np.ndarray, kk: np.ndarray, layout: Layout) -> list[int
 
 
 # ---------------------------------------------------------------- the compiled interpreter
-
-def _njit(fn):
-    return numba.njit(cache=True, nogil=True)(fn) if numba is not None else fn
-
+# One function on purpose: a call from one numba function to another that passes
+# arrays costs atomic reference-count updates (~20 ns), more than most programs.
 
 _M32 = np.uint64(U32)
 _ZERO = np.uint64(0)
 _31 = np.uint64(31)
 
 
-@_njit
-def _search(keys, lo, hi, v):
-    """Index of the last of keys[lo:hi] that is <= v (keys[lo] is 0)."""
-    while hi - lo > 1:
-        mid = (lo + hi) >> 1
-        if keys[mid] <= v:
-            lo = mid
-        else:
-            hi = mid
-    return lo
+def _run_batch(ins, kk, d_off, d_key, d_pc, v_arch, v_dense, v_off, v_key, v_leaf, l_pc, l_reg,
+               l_nr, n_mem, words, out):
+    """out[i] = the program's return value for words[i] (the 16 host-order words of record i).
 
-
-@_njit
-def _interpret(ins, kk, d_off, d_key, d_pc, words, i, pc, A, X, M):
-    """Run from ``pc`` with A, X, M (u32 values held in uint64) on record ``i``; the return value."""
-    while True:
-        op = ins[pc, 0]
-        if op == OP_JEQ_K:
-            pc = ins[pc, 1] if A == kk[pc] else ins[pc, 2]
-        elif op == OP_LD_W:
-            A = np.uint64(words[i, ins[pc, 1]])
-            pc += 1
-        elif op == OP_RET_K:
-            return kk[pc]
-        elif op == OP_DISPATCH:
-            d = ins[pc, 1]
-            pc = d_pc[_search(d_key, d_off[d], d_off[d + 1], A)]
-        elif op == OP_JGE_K:
-            pc = ins[pc, 1] if A >= kk[pc] else ins[pc, 2]
-        elif op == OP_JGT_K:
-            pc = ins[pc, 1] if A > kk[pc] else ins[pc, 2]
-        elif op == OP_JSET_K:
-            pc = ins[pc, 1] if (A & kk[pc]) != _ZERO else ins[pc, 2]
-        elif op == OP_JA:
-            pc = ins[pc, 1]
-        elif op == OP_RET_A:
-            return A
-        elif op >= OP_ALU_K:
-            if op >= OP_ALU_X:
-                b = X
-                f = op - OP_ALU_X
-            else:
-                b = kk[pc]
-                f = op - OP_ALU_K
-            if f == 0:
-                A = (A + b) & _M32
-            elif f == 1:
-                A = (A - b) & _M32
-            elif f == 2:
-                A = (A * b) & _M32
-            elif f == 3:
-                if b == _ZERO:           # bpf_convert_filter: "if (X == 0) return 0"
-                    return _ZERO
-                A = A // b
-            elif f == 4:
-                A = A | b
-            elif f == 5:
-                A = A & b
-            elif f == 6:
-                A = (A << (b & _31)) & _M32
-            elif f == 7:
-                A = A >> (b & _31)
-            else:
-                A = A ^ b
-            pc += 1
-        elif op == OP_LD_IMM:
-            A = kk[pc]
-            pc += 1
-        elif op == OP_LDX_IMM:
-            X = kk[pc]
-            pc += 1
-        elif op == OP_LD_MEM:
-            A = M[ins[pc, 1]]
-            pc += 1
-        elif op == OP_LDX_MEM:
-            X = M[ins[pc, 1]]
-            pc += 1
-        elif op == OP_ST:
-            M[ins[pc, 1]] = A
-            pc += 1
-        elif op == OP_STX:
-            M[ins[pc, 1]] = X
-            pc += 1
-        elif op == OP_TAX:
-            X = A
-            pc += 1
-        elif op == OP_TXA:
-            A = X
-            pc += 1
-        elif op == OP_NEG:
-            A = (_ZERO - A) & _M32
-            pc += 1
-        elif op == OP_JEQ_X:
-            pc = ins[pc, 1] if A == X else ins[pc, 2]
-        elif op == OP_JGT_X:
-            pc = ins[pc, 1] if A > X else ins[pc, 2]
-        elif op == OP_JGE_X:
-            pc = ins[pc, 1] if A >= X else ins[pc, 2]
-        else:   # OP_JSET_X
-            pc = ins[pc, 1] if (A & X) != _ZERO else ins[pc, 2]
-
-
-@_njit
-def _run_batch(ins, kk, d_off, d_key, d_pc, v_arch, v_off, v_key, v_leaf, l_pc, l_reg, l_nr,
-               words, out):
-    """out[i] = the program's return value for words[i] (the 16 host-order words of record i)."""
+    A and X hold u32 values in uint64 variables; every result is masked back to 32 bits.
+    """
     M = np.zeros(16, dtype=np.uint64)
     n_arch = v_arch.shape[0]
+    dense = np.uint64(v_dense.shape[1])
     for i in range(words.shape[0]):
         nr = np.uint64(words[i, 0])
         arch = np.uint64(words[i, 1])
         pc = 0
         A = _ZERO
         X = _ZERO
-        for j in range(n_arch):
+        for j in range(n_arch):                   # the verdict table of this arch, if any
             if v_arch[j] == arch:
-                leaf = v_leaf[_search(v_key, v_off[j], v_off[j + 1], nr)]
+                if nr < dense:
+                    leaf = v_dense[j, np.int64(nr)]
+                else:                             # the last interval starting at or below nr
+                    lo = v_off[j]
+                    hi = v_off[j + 1]
+                    while hi - lo > 1:
+                        mid = (lo + hi) >> 1
+                        if v_key[mid] <= nr:
+                            lo = mid
+                        else:
+                            hi = mid
+                    leaf = v_leaf[lo]
                 pc = l_pc[leaf]
                 if pc < 0:
                     out[i] = l_reg[leaf, 0]
                 else:
                     A = nr if l_nr[leaf, 0] else l_reg[leaf, 0]
                     X = nr if l_nr[leaf, 1] else l_reg[leaf, 1]
-                    for m in range(16):
+                    for m in range(n_mem):     # 0 when the program never reads M
                         M[m] = nr if l_nr[leaf, m + 2] else l_reg[leaf, m + 2]
                 break
-        if pc >= 0:
-            out[i] = _interpret(ins, kk, d_off, d_key, d_pc, words, i, pc, A, X, M)
+        if pc < 0:
+            continue
+        while True:
+            op = ins[pc, 0]
+            if op == OP_JEQ_K:
+                pc = ins[pc, 1] if A == kk[pc] else ins[pc, 2]
+            elif op == OP_LD_W:
+                A = np.uint64(words[i, ins[pc, 1]])
+                pc += 1
+            elif op == OP_RET_K:
+                A = kk[pc]
+                break
+            elif op == OP_DISPATCH:                # the last key at or below A
+                d = ins[pc, 1]
+                lo = d_off[d]
+                hi = d_off[d + 1]
+                while hi - lo > 1:
+                    mid = (lo + hi) >> 1
+                    if d_key[mid] <= A:
+                        lo = mid
+                    else:
+                        hi = mid
+                pc = d_pc[lo]
+            elif op == OP_JGE_K:
+                pc = ins[pc, 1] if A >= kk[pc] else ins[pc, 2]
+            elif op == OP_JGT_K:
+                pc = ins[pc, 1] if A > kk[pc] else ins[pc, 2]
+            elif op == OP_JSET_K:
+                pc = ins[pc, 1] if (A & kk[pc]) != _ZERO else ins[pc, 2]
+            elif op == OP_JA:
+                pc = ins[pc, 1]
+            elif op == OP_RET_A:
+                break
+            elif op >= OP_ALU_K:
+                if op >= OP_ALU_X:
+                    b = X
+                    f = op - OP_ALU_X
+                else:
+                    b = kk[pc]
+                    f = op - OP_ALU_K
+                if f == 0:
+                    A = (A + b) & _M32
+                elif f == 1:
+                    A = (A - b) & _M32
+                elif f == 2:
+                    A = (A * b) & _M32
+                elif f == 3:
+                    if b == _ZERO:           # bpf_convert_filter: "if (X == 0) return 0"
+                        A = _ZERO
+                        break
+                    A = A // b
+                elif f == 4:
+                    A = A | b
+                elif f == 5:
+                    A = A & b
+                elif f == 6:
+                    A = (A << (b & _31)) & _M32
+                elif f == 7:
+                    A = A >> (b & _31)
+                else:
+                    A = A ^ b
+                pc += 1
+            elif op == OP_LD_IMM:
+                A = kk[pc]
+                pc += 1
+            elif op == OP_LDX_IMM:
+                X = kk[pc]
+                pc += 1
+            elif op == OP_LD_MEM:
+                A = M[ins[pc, 1]]
+                pc += 1
+            elif op == OP_LDX_MEM:
+                X = M[ins[pc, 1]]
+                pc += 1
+            elif op == OP_ST:
+                M[ins[pc, 1]] = A
+                pc += 1
+            elif op == OP_STX:
+                M[ins[pc, 1]] = X
+                pc += 1
+            elif op == OP_TAX:
+                X = A
+                pc += 1
+            elif op == OP_TXA:
+                A = X
+                pc += 1
+            elif op == OP_NEG:
+                A = (_ZERO - A) & _M32
+                pc += 1
+            elif op == OP_JEQ_X:
+                pc = ins[pc, 1] if A == X else ins[pc, 2]
+            elif op == OP_JGT_X:
+                pc = ins[pc, 1] if A > X else ins[pc, 2]
+            elif op == OP_JGE_X:
+                pc = ins[pc, 1] if A >= X else ins[pc, 2]
+            else:   # OP_JSET_X
+                pc = ins[pc, 1] if (A & X) != _ZERO else ins[pc, 2]
+        out[i] = A
+
+
+if numba is not None:
+    _run_batch = numba.njit(cache=True, nogil=True)(_run_batch)
 
 
 # ---------------------------------------------------------------- backend
@@ -520,7 +531,7 @@ class NumbaEvaluator:
         ins, kk = decode(program, layout)
         leaf_index: dict[tuple, int] = {}
         l_pc, l_reg, l_nr = [], [], []
-        v_arch, v_off, v_key, v_leaf = [], [0], [], []
+        v_arch, v_off, v_key, v_leaf, v_dense = [], [0], [], [], []
         self.tables: dict[int, list[tuple[int, int, tuple]]] = {}
         self._py: dict[int, tuple[list[int], list[tuple]]] = {}
         for arch in arch_candidates(ins, kk, layout):
@@ -538,6 +549,8 @@ class NumbaEvaluator:
                 v_leaf.append(leaf_index[leaf])
             v_arch.append(arch)
             v_off.append(len(v_key))
+            first = np.searchsorted(self._py[arch][0], np.arange(DENSE), side="right") - 1
+            v_dense.append(np.array(v_leaf[v_off[-2]:], np.int64)[first])
         d_off, d_key, d_pc = [0], [], []
         budget = [DISPATCH_BUDGET]
         ins_run = ins.copy()
@@ -550,10 +563,13 @@ class NumbaEvaluator:
                 d_off.append(len(d_key))
         self.dispatches = len(d_off) - 1
         u64, i64 = np.uint64, np.int64
+        reads_mem = bool(np.isin(ins[:, 0], (OP_LD_MEM, OP_LDX_MEM)).any())
         self._args = (ins_run, kk, np.array(d_off, i64), np.array(d_key, u64),
-                      np.array(d_pc, i64), np.array(v_arch, u64), np.array(v_off, i64),
+                      np.array(d_pc, i64), np.array(v_arch, u64),
+                      np.array(v_dense, i64).reshape(-1, DENSE), np.array(v_off, i64),
                       np.array(v_key, u64), np.array(v_leaf, i64), np.array(l_pc, i64),
-                      np.array(l_reg, u64).reshape(-1, 18), np.array(l_nr, np.uint8).reshape(-1, 18))
+                      np.array(l_reg, u64).reshape(-1, 18), np.array(l_nr, np.uint8).reshape(-1, 18),
+                      16 if reads_mem else 0)
         self._local = threading.local()
 
     def evaluate_batch(self, records: np.ndarray, out: np.ndarray) -> None:
