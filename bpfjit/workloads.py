@@ -212,7 +212,7 @@ def uniform_nr(n: int, seed: int = 0, arch: "str | Layout" = "x86_64") -> np.nda
     vals[rand] = rng.integers(0, 1 << 64, size=int(rand.sum()), dtype=np.uint64,
                               endpoint=False) & np.uint64(_mask(lay))
     recs["args"] = vals.reshape(len(recs), 6)
-    recs["instruction_pointer"] = _ip(rng, len(recs), lay, 0x10000000 if lay.bits == 64 else 0)
+    recs["instruction_pointer"] = _ip(rng, len(recs), lay, 0x100000)
     return recs
 
 
@@ -292,7 +292,7 @@ def repeat(name: str, n: int, arch: "str | Layout" = "x86_64",
     recs["nr"] = np.uint32(syscalls.number(lay.syscall_abi, name) & 0xFFFFFFFF).view(np.int32)
     if args:
         recs["args"][:, :len(args)] = [a & 0xFFFFFFFFFFFFFFFF for a in args]
-    recs["instruction_pointer"] = 0x7F3A_C2E0_1234 if lay.bits == 64 else 0xF7D0_1234
+    recs["instruction_pointer"] = 0xF7D0_1234 if _mask(lay) == 0xFFFFFFFF else 0x7F3A_C2E0_1234
     return recs
 
 

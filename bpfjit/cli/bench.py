@@ -55,6 +55,16 @@ class Cell:
         return self.rate / self.pcap_rate if self.rate and self.pcap_rate else None
 
 
+def backend_problem(name: str) -> str | None:
+    """None if backend ``name`` can run here, else why not (any import/setup failure counts)."""
+    from .. import backends as backends_mod
+    try:
+        backend = backends_mod.get(name)
+        return getattr(backend, "unavailable_reason", lambda: None)()
+    except Exception as exc:  # noqa: BLE001 - a half-installed backend is just unavailable
+        return f"{type(exc).__name__}: {exc}"
+
+
 def _split(values: tuple[str, ...]) -> list[str]:
     out: list[str] = []
     for v in values:
@@ -100,7 +110,7 @@ def run_matrix(filters: list[str], backends: list[str], mixes: list[str], size: 
     from .. import baselines as base
     from .. import workloads
 
-    avail = backends_mod.available()
+    avail = {b: backend_problem(b) for b in backends}
     info: dict = {"stream": {}, "pcap": {}, "notes": []}
     stream_why = pcap_why = None
     if baselines:

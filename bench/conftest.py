@@ -1,0 +1,108 @@
+"""Bench session (bench stage): prints the run's numbers as tables at the end.
+
+pytest-benchmark's own table shows seconds per round; the summary here turns
+the same measurements into records/s, ns/record and the ratios (bench/README.md
+explains each). Set ``BPFJIT_BENCH_SUMMARY=path.json`` to also save the rows.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+
+from matrix import SESSION, SIZE
+
+
+def _m(rate):
+    return "—" if rate is None else f"{rate / 1e6:.1f}"
+
+
+def _f(value, spec=".1f", suffix=""):
+    return "—" if value is None else f"{value:{spec}}{suffix}"
+
+
+def _table(write, title, header, rows):
+    if not rows:
+        return
+    cells = [header] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    write("")
+    write(title)
+    for i, r in enumerate(cells):
+        write("  " + "  ".join(c.ljust(w) if j < 3 else c.rjust(w)
+                               for j, (c, w) in enumerate(zip(r, widths))))
+        if i == 0:
+            write("  " + "  ".join("-" * w for w in widths))
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    rows = SESSION.rows
+    if not rows:
+        return
+    write = terminalreporter.write_line
+    by = lambda kind: [v for k, v in rows if k == kind]  # noqa: E731
+    write("")
+    write(f"bpfjit bench summary — {_cpu_model()}, {os.cpu_count()} CPUs, Linux "
+          f"{platform.release()}, {SIZE:,} records per JIT batch")
+    _table(write, "Batch throughput (evaluate_batch, 1 thread; best of the rounds, median in "
+                  "parentheses; vs stream = share of the memory-streaming rate of the same "
+                  "records; vs libpcap = times libpcap's bpf_filter)",
+           ["filter", "backend", "mix", "records", "M rec/s", "(median)", "ns/rec",
+            "vs stream", "vs libpcap"],
+           [[r["filter"], r["backend"], r["mix"], f"{r['records']:,}", _m(r["records_per_s"]),
+             f"({_m(r['records_per_s_median'])})", _f(r["ns_per_record"], ".2f"),
+             _f(r["stream_ratio"] and 100 * r["stream_ratio"], ".1f", " %"),
+             _f(r["pcap_ratio"], ".1f", "x")] for r in by("batch")])
+    threads = {}
+    for r in by("threads"):
+        threads.setdefault(r["backend"], {})[r["threads"]] = r["records_per_s"]
+    _table(write, "Threads (docker-default.x86_64, realistic)",
+           ["backend", "", "", "1 thread M rec/s", "2 threads M rec/s", "speed-up"],
+           [[b, "", "", _m(t.get(1)), _m(t.get(2)),
+             _f(t[2] / t[1], ".2f", "x") if 1 in t and 2 in t else "—"]
+            for b, t in threads.items()])
+    _table(write, "Single evaluate() call (median)",
+           ["filter", "backend", "call", "ns/call", "best ns"],
+           [[r["filter"], r["backend"], r["call"], _f(r["ns_per_call"], ".0f"),
+             _f(r["ns_per_call_best"], ".0f")] for r in by("single")])
+    _table(write, "Compile (medians; first result = compile() start to the first evaluate() "
+                  "result)",
+           ["filter", "backend", "kind", "compile ms", "first result ms", "best", "import ms"],
+           [[r["filter"], r["backend"], r["kind"], _f(r["compile_ms"], ".2f"),
+             _f(r["first_result_ms"], ".2f"), _f(r["first_result_ms_best"], ".2f"),
+             _f(r["import_ms"], ".0f")] for r in by("compile")])
+    _table(write, "Memory streaming (C, all 64 bytes of each record)",
+           ["mix", "", "", "M rec/s", "GB/s"],
+           [[r["mix"], "", "", _m(r["records_per_s"]), _f(r["gb_per_s"], ".1f")]
+            for r in by("stream")])
+    _table(write, "libpcap bpf_filter()", ["filter", "mix", "", "M rec/s", "ns/rec"],
+           [[r["filter"], r["mix"], "", _m(r["records_per_s"]), _f(r["ns_per_record"], ".1f")]
+            for r in by("pcap")])
+    batch = {(r["filter"], r["kind"], r["backend"]): r["ns_per_record"]
+             for r in by("kernel_batch")}
+    backends = sorted({b for _, _, b in batch})
+    _table(write, "Kernel: seccomp cost per system call (filter = with - without; best of 5 "
+                  "children) vs bpfjit ns/record on a batch of the same call",
+           ["filter", "call", "kind", "without ns", "with ns", "filter ns",
+            *[f"{b} ns/rec" for b in backends]],
+           [[r["filter"], r["call"], r["kind"], _f(r["without_ns"]), _f(r["with_ns"]),
+             _f(r["filter_ns"]), *[_f(batch.get((r["filter"], r["kind"], b)), ".2f")
+                                   for b in backends]] for r in by("kernel")])
+    path = os.environ.get("BPFJIT_BENCH_SUMMARY")
+    if path:
+        with open(path, "w") as fh:
+            json.dump({"cpu": _cpu_model(), "cpus": os.cpu_count(),
+                       "kernel": platform.release(), "size": SIZE,
+                       "rows": [{"table": k, **v} for k, v in rows]}, fh, indent=1,
+                      default=str)

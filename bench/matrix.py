@@ -1,0 +1,121 @@
+"""Benchmark matrix (bench stage): filters × backends × mixes × sizes, and the session's measurements.
+
+Everything the bench modules share: which filters, backends and mixes run,
+how big the batches are, per-session caches (records, compiled filters,
+baselines measured once per run) and the rows the summary prints at the end.
+
+Sizes (environment variables, for a quicker or longer run):
+
+- ``BPFJIT_BENCH_SIZE`` (default 10,000,000): records per batch for llvm/numba;
+- ``BPFJIT_BENCH_REFERENCE_SIZE`` (default 10,000): the pure-Python reference;
+- ``BPFJIT_BENCH_PCAP_SIZE`` (default 1,000,000): libpcap's interpreter;
+- ``BPFJIT_BENCH_BACKENDS`` (default ``reference,numba,llvm``).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+
+import bpfjit
+from bpfjit import baselines, workloads
+from bpfjit.cli.bench import backend_problem
+
+SIZE = int(os.environ.get("BPFJIT_BENCH_SIZE", 10_000_000))
+REFERENCE_SIZE = int(os.environ.get("BPFJIT_BENCH_REFERENCE_SIZE", 10_000))
+PCAP_SIZE = int(os.environ.get("BPFJIT_BENCH_PCAP_SIZE", 1_000_000))
+SEED = 20240601
+CHECK_RECORDS = 1000
+
+FILTERS = workloads.BENCH_FILTERS
+MIXES = workloads.MIXES
+BACKENDS = tuple(b for b in os.environ.get("BPFJIT_BENCH_BACKENDS",
+                                           "reference,numba,llvm").split(",") if b)
+JIT_BACKENDS = tuple(b for b in BACKENDS if b != "reference")
+
+
+def size_for(backend: str) -> int:
+    return min(SIZE, REFERENCE_SIZE) if backend == "reference" else SIZE
+
+
+def rounds_for(backend: str) -> int:
+    return 2 if backend == "reference" else 7
+
+
+@dataclass
+class Session:
+    """Caches of one pytest run; every ratio is computed from measurements of this run."""
+
+    records: dict = field(default_factory=dict)
+    programs: dict = field(default_factory=dict)
+    subjects: dict = field(default_factory=dict)
+    stream: dict = field(default_factory=dict)
+    pcap: dict = field(default_factory=dict)
+    rows: list = field(default_factory=list)     # what the terminal summary prints
+
+    # --- inputs ---
+    def filter(self, name: str) -> tuple[list[bpfjit.Program], str]:
+        if name not in self.programs:
+            try:
+                self.programs[name] = workloads.corpus_filter(name)
+            except FileNotFoundError as exc:
+                pytest.skip(str(exc))
+        return self.programs[name]
+
+    def mix(self, mix: str, arch: str, n: int = SIZE) -> np.ndarray:
+        """The first ``n`` records of the session's ``SIZE``-record mix (one array per mix)."""
+        key = (mix, arch)
+        if key not in self.records:
+            self.records[key] = workloads.mix(mix, max(SIZE, REFERENCE_SIZE), SEED, arch)
+        return self.records[key][:n]
+
+    def subject(self, name: str, backend: str):
+        """The compiled filter (or stack); skips with the registry's reason if unavailable."""
+        why = backend_problem(backend)
+        if why:
+            pytest.skip(f"backend {backend}: {why}")
+        key = (name, backend)
+        if key not in self.subjects:
+            programs, arch = self.filter(name)
+            self.subjects[key] = workloads.compile_subject(programs, backend, arch)
+        return self.subjects[key]
+
+    def expect(self, name: str, recs: np.ndarray) -> np.ndarray:
+        """The reference interpreter's results (the oracle) for ``recs``."""
+        return self.subject(name, "reference").evaluate_batch(recs)
+
+    # --- baselines, measured once per run ---
+    def stream_seconds(self, mix: str, arch: str, n: int) -> float | None:
+        """Memory streaming: best C pass over the first ``n`` records (scaled from SIZE)."""
+        if baselines.stream_reason():
+            return None
+        key = (mix, arch)
+        if key not in self.stream:
+            self.stream[key] = baselines.stream_seconds(self.mix(mix, arch, SIZE), repeat=7)
+        return self.stream[key] * n / SIZE
+
+    def pcap_rate(self, name: str, mix: str) -> float | None:
+        """libpcap ``bpf_filter()`` records/s on this filter (each filter of a stack) and mix."""
+        if baselines.pcap_reason():
+            return None
+        key = (name, mix)
+        if key not in self.pcap:
+            programs, arch = self.filter(name)
+            n = min(PCAP_SIZE, SIZE)
+            image = baselines.pcap_image(self.mix(mix, arch, n), arch)
+            self.pcap[key] = n / baselines.pcap_seconds(programs, image, repeat=3)
+        return self.pcap[key]
+
+    def row(self, table: str, **values) -> None:
+        self.rows.append((table, values))
+
+
+SESSION = Session()
+
+
+def timings(benchmark) -> tuple[float, float]:
+    """(best, median) seconds of the benchmark that just ran."""
+    stats = benchmark.stats.stats
+    return stats.min, stats.median

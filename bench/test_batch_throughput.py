@@ -1,0 +1,60 @@
+"""Batch throughput (bench stage): ``evaluate_batch`` over 10 M records, per filter, backend and mix.
+
+Each case first checks the first 1,000 results against the reference
+interpreter (a real assertion: a fast wrong answer is no result), then times
+whole-array passes. ``extra_info`` carries records/s, ns/record and the
+ratios to the memory-streaming rate of the same array and to libpcap's
+interpreter, all measured in this run.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from matrix import (BACKENDS, CHECK_RECORDS, FILTERS, JIT_BACKENDS, MIXES, SESSION, rounds_for,
+                    size_for, timings)
+
+
+def _batch_case(benchmark, name: str, backend: str, mix: str, threads: int = 1) -> dict:
+    subject = SESSION.subject(name, backend)
+    programs, arch = SESSION.filter(name)
+    n = size_for(backend)
+    recs = SESSION.mix(mix, arch, n)
+    head = recs[:CHECK_RECORDS]
+    assert np.array_equal(subject.evaluate_batch(head), SESSION.expect(name, head)), \
+        f"{backend} disagrees with the reference on {name} / {mix}"
+    out = np.empty(n, dtype=np.uint32)
+    benchmark.group = f"batch: {mix}"
+    benchmark.pedantic(subject.evaluate_batch, args=(recs, out), kwargs={"threads": threads},
+                       rounds=rounds_for(backend), warmup_rounds=1, iterations=1)
+    best, median = timings(benchmark)
+    stream = SESSION.stream_seconds(mix, arch, n)
+    pcap = SESSION.pcap_rate(name, mix)
+    info = {
+        "records": n, "threads": threads,
+        "records_per_s": n / best, "records_per_s_median": n / median,
+        "ns_per_record": best * 1e9 / n,
+        "stream_ratio": stream / best if stream else None,
+        "pcap_ratio": (n / best) / pcap if pcap else None,
+        "pcap_records_per_s": pcap,
+        "stream_records_per_s": n / stream if stream else None,
+    }
+    benchmark.extra_info.update(info)
+    return info
+
+
+@pytest.mark.parametrize("mix", MIXES)
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", FILTERS)
+def test_batch(benchmark, name, backend, mix):
+    info = _batch_case(benchmark, name, backend, mix)
+    SESSION.row("batch", filter=name, backend=backend, mix=mix, **info)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("backend", JIT_BACKENDS)
+def test_batch_threads(benchmark, backend, threads):
+    """Docker default, linear, realistic mix: one thread against two (target: >= 1.8x)."""
+    name, mix = "docker-default.x86_64", "realistic"
+    info = _batch_case(benchmark, name, backend, mix, threads=threads)
+    SESSION.row("threads", filter=name, backend=backend, mix=mix, **info)
