@@ -1,0 +1,426 @@
+"""Kernel backend: the running Linux kernel accepts, refuses and evaluates programs (the oracle).
+
+Two services, both through :mod:`bpfjit.backends.kernel_child` (a native
+routine that installs filters in a throwaway ``CLONE_VM`` child task):
+
+**Acceptance.** :func:`kernel_accepts` installs a program with
+``seccomp(SECCOMP_SET_MODE_FILTER, 0, &fprog)`` after
+``prctl(PR_SET_NO_NEW_PRIVS, 1)`` and returns 0 or the errno (EINVAL, ENOMEM,
+...); :func:`kernel_accepts_many` does it for many programs, one child each;
+:func:`kernel_accepts_stack` installs several in order in one child (the
+ENOMEM path budget). The programs are installed exactly as given.
+
+**Evaluation** (``backend="kernel"``). The kernel runs a *rewritten* program
+so that no system call of the child ever really executes:
+
+- a prologue compares the real ``instruction_pointer`` with the address just
+  after one designated ``syscall`` instruction (``bpfjit_site`` in the native
+  routine) and returns ALLOW for any other address, so the child's own system
+  calls (its exit included) run normally; then ``ld #0`` restores A = 0;
+- every ``ret #k`` becomes ``ret ERRNO(id)`` with ids 1..2047 numbering the
+  program's distinct return constants;
+- every ``ret a`` becomes ``ja`` to a tail returning
+  ``ERRNO(2048 + ((A >> s) & 0x7ff))``; inputs that reach it run again with
+  s = 11 and s = 22 to recover all 32 bits (ERRNO data is capped at 4095);
+- ``ld [4]`` (arch) and ``ld [8]``/``ld [12]`` (instruction_pointer) become
+  ``ld #value`` of the wanted input, so any arch and ip can be evaluated:
+  inputs are grouped by the (arch, ip) words the program reads, one child
+  per group and pass;
+- ``nr`` and the six arguments are real: one system call per input from the
+  designated site, nr in rax and the arguments in registers, in a native
+  loop; the returned ``-data`` maps back to the exact 32-bit value.
+
+What it observes: the program's 32-bit return value for any record on any
+little-endian layout (only the byte order matters to ``ld [k]``, and arch/ip
+are substituted, so x86_64, x86, x32, aarch64... layouts all work on an
+x86_64 host). Exceptions, handled so the result is still the kernel's: on
+x86_64 Linux >= 6.11 the system calls 335 (uretprobe) and 336 (uprobe) never
+reach seccomp filters, so inputs with those nr are issued as nr 39 (getpid)
+and the program's ``ld [0]`` is substituted by ``ld #335``/``#336``.
+What it cannot do: big-endian layouts (BackendUnavailable), programs whose
+rewritten form exceeds 4096 instructions (more than 4090 instructions, 4086
+with ``ret a``) or with more than 2047 distinct ``ret #k`` constants
+(BackendUnavailable), other hosts than x86_64 Linux, and processes that are
+already under seccomp (their filters would take part in every result).
+
+Stacks: ``bpfjit.Stack(programs, backend="kernel")`` runs each filter with the
+kernel separately and combines the values with the kernel's rule
+(``seccomp_run_filters``, in :mod:`bpfjit.stack`); the rewritten filters all
+return ERRNO, so installing them together would only show the newest one.
+The ENOMEM budget of a stack is checked by :func:`kernel_accepts_stack`.
+"""
+from __future__ import annotations
+
+import ctypes
+import errno as errno_mod
+import os
+import sys
+import threading
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from .. import opcodes as op
+from ..check import CheckedProgram
+from ..errors import BackendUnavailable, BpfjitError
+from ..program import Program
+from ..seccomp.actions import SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO
+from ..seccomp.layouts import Layout
+from . import kernel_child
+
+#: how long a child may make no progress before it is killed and reported
+TIMEOUT_MS = 20_000
+#: x86_64 system calls that bypass seccomp (Linux >= 6.11), and the stand-in issued for them
+BYPASS_NRS = (335, 336)
+STAND_IN_NR = 39
+#: ids for ``ret #k`` constants are 1..RET_A_BASE-1; ``ret a`` chunks are RET_A_BASE + 11 bits
+RET_A_BASE = 2048
+CHUNK_BITS = 11
+SHIFTS = (0, 11, 22)
+PROLOGUE_LEN = 6
+
+_SOCK_FILTER = np.dtype([("code", "<u2"), ("jt", "u1"), ("jf", "u1"), ("k", "<u4")])
+_LD_ABS = op.BPF_LD | op.BPF_W | op.BPF_ABS
+_LD_IMM = op.BPF_LD | op.BPF_IMM
+_RET_K = op.BPF_RET | op.BPF_K
+_RET_A = op.BPF_RET | op.BPF_A
+_JA = op.BPF_JMP | op.BPF_JA
+
+
+class KernelOracleError(BpfjitError, RuntimeError):
+    """The kernel child failed in a way that says nothing about the program (crash, timeout)."""
+
+
+# --------------------------------------------------------------------------- availability
+
+_reason_lock = threading.Lock()
+_reason: list[str | None] = []
+
+
+def _seccomp_status() -> tuple[int | None, int | None]:
+    mode = filters = None
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("Seccomp:"):
+                mode = int(line.split()[1])
+            elif line.startswith("Seccomp_filters:"):
+                filters = int(line.split()[1])
+    return mode, filters
+
+
+def _probe() -> str | None:
+    if sys.platform != "linux":
+        return f"the kernel backend needs Linux (this is {sys.platform})"
+    try:
+        mode, filters = _seccomp_status()
+    except OSError as exc:
+        return f"cannot read /proc/self/status: {exc}"
+    if mode is None:
+        return "this kernel has no seccomp (no 'Seccomp:' line in /proc/self/status)"
+    if mode != 0 or filters:
+        return (f"this process is already under seccomp (mode {mode}, {filters} filters); "
+                f"its filters would take part in every install and result")
+    try:
+        kernel_child.library()
+    except OSError as exc:
+        return str(exc)
+    try:
+        ok = _accept_many_raw([_ret(SECCOMP_RET_ALLOW)])[0]
+        empty = _accept_many_raw([b""])[0]
+    except KernelOracleError as exc:
+        return f"installing a probe filter failed: {exc}"
+    if ok != 0:
+        return f"seccomp(SECCOMP_SET_MODE_FILTER) refused 'ret #ALLOW' with {_errname(ok)}"
+    if empty != errno_mod.EINVAL:
+        return f"seccomp() returned {_errname(empty)} for an empty program, expected EINVAL"
+    return None
+
+
+def kernel_unavailable_reason() -> str | None:
+    """None when this kernel can install seccomp filters for us; else why not (cached)."""
+    with _reason_lock:
+        if not _reason:
+            _reason.append(_probe())
+        return _reason[0]
+
+
+def _require() -> None:
+    reason = kernel_unavailable_reason()
+    if reason is not None:
+        raise BackendUnavailable(f"the kernel backend is unavailable: {reason}")
+
+
+def _errname(code: int) -> str:
+    return errno_mod.errorcode.get(code, str(code)) if code >= 0 else str(code)
+
+
+def _ret(k: int) -> bytes:
+    return np.array([(_RET_K, 0, 0, k)], dtype=_SOCK_FILTER).tobytes()
+
+
+# --------------------------------------------------------------------------- acceptance
+
+def _as_bytes(program: "bytes | bytearray | memoryview | Program", what: str) -> bytes:
+    if isinstance(program, Program):
+        return program.to_bytes(sys.byteorder)   # the kernel reads host byte order
+    if not isinstance(program, (bytes, bytearray, memoryview)):
+        raise TypeError(f"{what} must be sock_filter bytes or a Program, not "
+                        f"{type(program).__name__}")
+    data = bytes(program)
+    if len(data) % 8:
+        raise ValueError(f"{what}: {len(data)} bytes is not a whole number of 8-byte "
+                         f"sock_filter instructions")
+    if len(data) // 8 > 0xFFFF:
+        raise ValueError(f"{what}: {len(data) // 8} instructions do not fit sock_fprog.len "
+                         f"(an unsigned short); the kernel cannot even be asked")
+    return data
+
+
+def _describe_failure(code: int, detail: int) -> str:
+    if code == -1:
+        return f"clone() failed: {os.strerror(detail)}"
+    if code == -2:
+        if os.WIFSIGNALED(detail):
+            return f"the child died from signal {os.WTERMSIG(detail)} before reporting"
+        return f"the child exited (status {detail:#x}) before reporting"
+    if code == -3:
+        return f"the child made no progress for {TIMEOUT_MS} ms and was killed"
+    return f"native error {code}"
+
+
+def _accept_many_raw(programs: list[bytes]) -> list[int]:
+    lib = kernel_child.library()
+    results = np.zeros(len(programs), dtype=np.int32)
+    detail = np.zeros(1, dtype=np.int32)
+    start = 0
+    retried: set[int] = set()
+    while start < len(programs):
+        chunk = programs[start:]
+        lens = np.array([len(p) // 8 for p in chunk], dtype=np.uint32)
+        buf = ctypes.create_string_buffer(b"".join(chunk), max(1, sum(len(p) for p in chunk)))
+        out = results[start:]
+        done = lib.bpfjit_accept_many(buf, lens.ctypes.data, len(chunk), out.ctypes.data,
+                                      TIMEOUT_MS, detail.ctypes.data)
+        if done < 0:
+            raise KernelOracleError(f"cannot map a child stack: {os.strerror(int(detail[0]))}")
+        if done == len(chunk):
+            break
+        failed = start + int(done)
+        if failed in retried:        # a second failure of the same program: report it
+            raise KernelOracleError(f"program {failed}: "
+                                    f"{_describe_failure(int(results[failed]), int(detail[0]))}")
+        retried.add(failed)
+        start = failed
+    return results.tolist()
+
+
+def kernel_accepts_many(programs: Iterable["bytes | Program"]) -> list[int]:
+    """For each program (little-endian sock_filter bytes): 0 if seccomp() accepts it, else the errno."""
+    _require()
+    data = [_as_bytes(p, f"programs[{i}]") for i, p in enumerate(programs)]
+    return _accept_many_raw(data) if data else []
+
+
+def kernel_accepts(program: "bytes | Program") -> int:
+    """0 if ``seccomp(SECCOMP_SET_MODE_FILTER, 0, &fprog)`` accepts ``program``, else the errno."""
+    return kernel_accepts_many([program])[0]
+
+
+def _run(filters: Sequence[bytes], nrs: np.ndarray | None = None,
+         args: np.ndarray | None = None) -> tuple[np.ndarray, int, int, int]:
+    """One child: install ``filters`` in order, then issue the inputs. Retries once."""
+    lib = kernel_child.library()
+    lens = np.array([len(f) // 8 for f in filters], dtype=np.uint32)
+    buf = ctypes.create_string_buffer(b"".join(filters), max(1, int(lens.sum()) * 8))
+    n = 0 if nrs is None else len(nrs)
+    results = np.zeros(n, dtype=np.int64)
+    nrs_c = np.ascontiguousarray(nrs, dtype=np.int32) if n else np.zeros(1, np.int32)
+    args_c = np.ascontiguousarray(args, dtype=np.uint64) if n else np.zeros((1, 6), np.uint64)
+    out = np.zeros(4, dtype=np.int32)
+    for attempt in range(2):
+        rc = lib.bpfjit_run(buf, lens.ctypes.data, len(filters), nrs_c.ctypes.data,
+                            args_c.ctypes.data, results.ctypes.data if n else None, n,
+                            TIMEOUT_MS, out.ctypes.data)
+        if rc == 0:
+            return results, int(out[0]), int(out[1]), int(out[2])
+    raise KernelOracleError(_describe_failure(rc, int(out[3])))
+
+
+def kernel_accepts_stack(programs: Sequence["bytes | Program"]) -> int:
+    """Install ``programs`` (oldest first) in one child: 0, or the errno of the first refused install.
+
+    Every program but the last must let the child's next ``seccomp()`` call
+    run (ALLOW or LOG for nr 317 from the native routine): an earlier filter
+    that kills or fails it would be reported instead of the install's verdict.
+    """
+    _require()
+    data = [_as_bytes(p, f"programs[{i}]") for i, p in enumerate(programs)]
+    if not data:
+        raise ValueError("kernel_accepts_stack needs at least one program")
+    _, error, _failed_at, _installed = _run(data)
+    return error
+
+
+def kernel_stack_installs(programs: Sequence["bytes | Program"]) -> tuple[int, int]:
+    """(errno or 0, how many filters were installed) for :func:`kernel_accepts_stack`'s job."""
+    _require()
+    data = [_as_bytes(p, f"programs[{i}]") for i, p in enumerate(programs)]
+    _, error, _failed_at, installed = _run(data)
+    return error, installed
+
+
+# --------------------------------------------------------------------------- evaluation
+
+class _Rewrite:
+    """A checked program prepared for the kernel: body template, ids, substitution slots."""
+
+    def __init__(self, program: CheckedProgram):
+        body = np.array([tuple(i) for i in program], dtype=_SOCK_FILTER)
+        n = len(body)
+        codes, ks = body["code"].astype(np.int64), body["k"].astype(np.int64)
+        rets = sorted({int(k) for c, k in zip(codes, ks) if c == _RET_K})
+        if len(rets) >= RET_A_BASE:
+            raise BackendUnavailable(f"the program has {len(rets)} distinct 'ret #k' values; "
+                                     f"the kernel backend can tell apart {RET_A_BASE - 1}")
+        self.has_ret_a = bool(np.any(codes == _RET_A))
+        tail = 4 if self.has_ret_a else 0
+        if PROLOGUE_LEN + n + tail > op.BPF_MAXINSNS:
+            raise BackendUnavailable(
+                f"the program has {n} instructions; rewritten for the kernel backend it would "
+                f"have {PROLOGUE_LEN + n + tail}, more than the kernel's {op.BPF_MAXINSNS}")
+        self.values = np.array([0] + rets, dtype=np.uint64)        # id -> ret constant
+        ids = {k: i + 1 for i, k in enumerate(rets)}
+        for pc in np.nonzero(codes == _RET_K)[0]:
+            body[pc]["k"] = SECCOMP_RET_ERRNO | ids[int(ks[pc])]
+        for pc in np.nonzero(codes == _RET_A)[0]:
+            body[pc] = (_JA, 0, 0, n - 1 - pc)                       # to the tail at n
+        loads = codes == _LD_ABS
+        self.slots = {off: np.nonzero(loads & (ks == off))[0] for off in (0, 4, 8, 12)}
+        for off, where in self.slots.items():
+            if off and len(where):
+                body["code"][where] = _LD_IMM
+        self.body = body
+        self.n = n
+
+    def reads(self, offset: int) -> bool:
+        return len(self.slots[offset]) > 0
+
+    def build(self, site: int, arch: int, ip: int, nr: int | None, shift: int) -> bytes:
+        lo, hi = site & 0xFFFFFFFF, site >> 32
+        prologue = np.array([
+            (_LD_ABS, 0, 0, 8),
+            (op.BPF_JMP | op.BPF_JEQ | op.BPF_K, 0, 2, lo),
+            (_LD_ABS, 0, 0, 12),
+            (op.BPF_JMP | op.BPF_JEQ | op.BPF_K, 1, 0, hi),
+            (_RET_K, 0, 0, SECCOMP_RET_ALLOW),
+            (_LD_IMM, 0, 0, 0),
+        ], dtype=_SOCK_FILTER)
+        body = self.body.copy()
+        body["k"][self.slots[4]] = arch
+        body["k"][self.slots[8]] = ip & 0xFFFFFFFF
+        body["k"][self.slots[12]] = ip >> 32
+        if nr is not None:
+            body["code"][self.slots[0]] = _LD_IMM
+            body["k"][self.slots[0]] = nr & 0xFFFFFFFF
+        parts = [prologue, body]
+        if self.has_ret_a:
+            tail = [(op.BPF_ALU | op.BPF_RSH | op.BPF_K, 0, 0, shift)] if shift else []
+            tail += [(op.BPF_ALU | op.BPF_AND | op.BPF_K, 0, 0, (1 << CHUNK_BITS) - 1),
+                     (op.BPF_ALU | op.BPF_OR | op.BPF_K, 0, 0, SECCOMP_RET_ERRNO | RET_A_BASE),
+                     (_RET_A, 0, 0, 0)]
+            parts.append(np.array(tail, dtype=_SOCK_FILTER))
+        return np.concatenate(parts).tobytes()
+
+
+class KernelEvaluator:
+    """Evaluates one checked program on record arrays with the running kernel."""
+
+    releases_gil = False
+
+    def __init__(self, program: CheckedProgram, layout: Layout):
+        self.program = program
+        self.layout = layout
+        self._rw = _Rewrite(program)
+        self._site = int(kernel_child.library().bpfjit_site_address())
+
+    def describe(self) -> dict[str, str]:
+        sample = Program.from_bytes(self._rw.build(self._site, self.layout.audit_arch, 0, None, 0))
+        return {"rewritten": "\n".join(f"{i:4d}: {insn!r}" for i, insn in enumerate(sample)),
+                "site": f"{self._site:#x}"}
+
+    def _pass(self, records: np.ndarray, shift: int) -> np.ndarray:
+        """ERRNO data (1..4095) for every record, one child per (arch, ip, bypass-nr) group."""
+        rw = self._rw
+        n = len(records)
+        nr = records["nr"].astype(np.int64)
+        key = np.zeros((n, 4), dtype=np.int64)
+        if rw.reads(4):
+            key[:, 0] = records["arch"]
+        ip = records["instruction_pointer"]
+        if rw.reads(8):
+            key[:, 1] = (ip & np.uint64(0xFFFFFFFF)).astype(np.int64)
+        if rw.reads(12):
+            key[:, 2] = (ip >> np.uint64(32)).astype(np.int64)
+        bypass = np.isin(nr, BYPASS_NRS)
+        key[:, 3] = np.where(bypass, nr, -1)
+        groups, inverse = np.unique(key, axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        order = np.argsort(inverse, kind="stable")
+        bounds = np.searchsorted(inverse[order], np.arange(len(groups) + 1))
+        data = np.zeros(n, dtype=np.int64)
+        issued = np.where(bypass, STAND_IN_NR, nr).astype(np.int32)
+        args = records["args"]
+        for g, (arch, ip_lo, ip_hi, bnr) in enumerate(groups.tolist()):
+            idx = order[bounds[g]:bounds[g + 1]]
+            prog = rw.build(self._site, arch, (ip_hi << 32) | ip_lo,
+                            None if bnr < 0 else bnr, shift)
+            raw, error, _, _ = _run([prog], issued[idx], args[idx])
+            if error:
+                raise KernelOracleError(f"the kernel refused the rewritten program "
+                                        f"({_errname(error)}); this is a bug in the rewrite")
+            data[idx] = -raw
+        bad = (data < 1) | (data > 4095)
+        if np.any(bad):
+            i = int(np.nonzero(bad)[0][0])
+            raise KernelOracleError(f"record {i}: the designated syscall returned {-data[i]}, "
+                                    f"not -ERRNO(1..4095); the guard or rewrite is broken")
+        return data
+
+    def evaluate_batch(self, records: np.ndarray, out: np.ndarray) -> None:
+        if len(records) == 0:
+            return
+        rw = self._rw
+        data = self._pass(records, 0)
+        if np.any((data >= len(rw.values)) & (data < RET_A_BASE)):
+            raise KernelOracleError("the kernel returned an id no 'ret #k' of the program has")
+        result = rw.values[np.where(data < RET_A_BASE, data, 0)].astype(np.uint64)
+        via_a = np.nonzero(data >= RET_A_BASE)[0]
+        if len(via_a):
+            acc = (data[via_a] - RET_A_BASE).astype(np.uint64)
+            sub = np.ascontiguousarray(records[via_a])
+            for shift in SHIFTS[1:]:
+                chunk = self._pass(sub, shift)
+                if np.any(chunk < RET_A_BASE):
+                    raise KernelOracleError("a record took 'ret a' in one pass and 'ret #k' in "
+                                            "another; the rewrite is not deterministic")
+                acc |= (chunk - RET_A_BASE).astype(np.uint64) << np.uint64(shift)
+            result[via_a] = acc
+        out[:] = result.astype(np.uint32)
+
+
+class KernelBackend:
+    name = "kernel"
+
+    def unavailable_reason(self) -> str | None:
+        return kernel_unavailable_reason()
+
+    def compile(self, program: CheckedProgram, layout: Layout) -> KernelEvaluator:
+        _require()
+        if layout.byteorder != "little":
+            raise BackendUnavailable(
+                f"the kernel backend evaluates little-endian layouts only on this x86_64 host; "
+                f"{layout.name} is big-endian")
+        return KernelEvaluator(program, layout)
+
+
+BACKEND = KernelBackend()
