@@ -9,8 +9,11 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 
-from matrix import SESSION, SIZE
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # bench/matrix.py
+
+from matrix import SESSION, SIZE  # noqa: E402
 
 
 def _m(rate):
