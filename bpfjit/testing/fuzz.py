@@ -39,7 +39,7 @@ import bpfjit_reference as ref
 
 from .. import opcodes as op
 from ..check import check
-from ..errors import BackendUnavailable, InvalidProgram, LoadError
+from ..errors import BackendUnavailable, BpfjitError, InvalidProgram, LoadError
 from ..program import Program
 from ..seccomp import layouts
 from ..seccomp.actions import Action
@@ -258,12 +258,20 @@ def _describe(value) -> dict:
 # --- the run --------------------------------------------------------------------------------
 
 def _default_source(seed: int, kinds: Sequence[str]) -> Iterator[tuple[str, bytes]]:
-    from .programs import program_stream
+    try:
+        from .programs import program_stream
+    except ImportError as exc:
+        raise BpfjitError(f"the program generators (bpfjit.testing.programs) cannot be "
+                          f"imported: {exc}") from None
     return program_stream(seed, kinds=tuple(kinds))
 
 
 def _default_inputs(program: Program, rng: random.Random, n: int, layout: str) -> np.ndarray:
-    from .inputs import inputs_for
+    try:
+        from .inputs import inputs_for
+    except ImportError as exc:
+        raise BpfjitError(f"the input generator (bpfjit.testing.inputs) cannot be imported: "
+                          f"{exc}") from None
     return inputs_for(program, rng, n, layout=layout)
 
 

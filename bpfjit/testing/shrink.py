@@ -196,7 +196,7 @@ def shrink_programs(programs: Sequence[Sequence[Insn]], holds: Callable[[list[In
                 start = 0
                 while start < len(cur[f]) and budget.left > 0:
                     smaller = delete(cur[f], start, start + size)
-                    if smaller and attempt(cur[:f] + [smaller] + cur[f + 1:]):
+                    if smaller is not None and attempt(cur[:f] + [smaller] + cur[f + 1:]):
                         cur[f], changed = smaller, True
                     else:
                         start += size if size > 1 else 1
