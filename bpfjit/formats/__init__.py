@@ -21,39 +21,58 @@ if TYPE_CHECKING:  # pragma: no cover
 FORMATS = ("raw", "asm", "c", "hex")
 MAX_INPUT_BYTES = 64 << 20   # no sane filter text is larger; refuse before parsing
 
-_C_ARRAY = re.compile(r"\{\s*0x[0-9a-fA-F]+\s*,\s*\d+\s*,\s*\d+\s*,\s*0x[0-9a-fA-F]+\s*\}")
-_HEX = re.compile(r"(?:0x)?[0-9a-fA-F\s,:]+")
+_C_ELEMENT = re.compile(r"\{\s*(?:(?:0[xX][0-9a-fA-F]+|\d+)[uUlL]*\s*,\s*){3}"
+                        r"(?:0[xX][0-9a-fA-F]+|\d+)[uUlL]*\s*,?\s*\}|\{\s*\.code\s*=")
+_C_MARKERS = re.compile(r"\bBPF_(?:STMT|JUMP)\s*\(|\b(?:sock_filter|bpf_insn)\s+\w+\s*\[|^\s*\{",
+                        re.MULTILINE)
+_ANY_COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*|;[^\n]*|^[ \t]*#[^\n]*", re.DOTALL | re.MULTILINE)
+_PATHLIKE = re.compile(r"[\w./~+@=-]+")
 
 
 def _looks_like_text(data: bytes) -> bool:
     if not data:
         return False
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         return False
     return all(c.isprintable() or c in "\t\r\n\f\v" for c in text)
 
 
 def detect_format(data: bytes) -> str:
-    """Guess ``raw``, ``c``, ``hex`` or ``asm`` for the bytes of a filter file."""
+    """Guess ``raw``, ``c``, ``hex`` or ``asm`` for the bytes of a filter file.
+
+    Binary (not printable UTF-8) is ``raw``. Text is ``c`` when, comments
+    aside, it has a ``{ n, n, n, n }`` element, a line starting with ``{``,
+    ``BPF_STMT(``/``BPF_JUMP(`` or a ``sock_filter NAME[`` declaration; ``hex`` when it is nothing but hex
+    bytes (a whole number of 8-byte instructions); ``asm`` otherwise.
+    """
     if not _looks_like_text(data):
         return "raw"
-    text = data.decode("utf-8")
-    if _C_ARRAY.search(text):
-        return "c"
-    stripped = "\n".join(line.split("#", 1)[0] for line in text.splitlines()).strip()
-    if stripped and _HEX.fullmatch(stripped) and len(re.sub(r"0x|[\s,:]", "", stripped)) % 16 == 0 \
-            and not re.search(r"[g-zG-Z]", stripped.replace("0x", "")):
+    text = data.decode("utf-8-sig")
+    if "{" in text or "BPF_" in text or "sock_filter" in text:
+        bare = _ANY_COMMENT.sub(" ", text)
+        if _C_ELEMENT.search(bare) or _C_MARKERS.search(bare):
+            return "c"
+    from .hexdump import looks_like_hex
+    if looks_like_hex(text):
         return "hex"
     return "asm"
+
+
+def _is_file(text: str) -> bool:
+    if "\n" in text or len(text) >= 4096:
+        return False
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):   # too long a name, NUL bytes: text, not a path
+        return False
 
 
 def _read(source: "str | bytes | os.PathLike") -> tuple[bytes, str]:
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source), "<bytes>"
-    if isinstance(source, os.PathLike) or (isinstance(source, str) and "\n" not in source
-                                          and len(source) < 4096 and Path(source).is_file()):
+    if isinstance(source, os.PathLike) or (isinstance(source, str) and _is_file(source)):
         path = Path(source)
         try:
             size = path.stat().st_size
@@ -64,7 +83,7 @@ def _read(source: "str | bytes | os.PathLike") -> tuple[bytes, str]:
         except OSError as exc:
             raise LoadError(f"cannot read: {exc.strerror or exc}", source=str(path)) from exc
     if isinstance(source, str):
-        if "\n" not in source and not _C_ARRAY.search(source) and \
+        if _PATHLIKE.fullmatch(source) and \
                 (source.endswith((".bpf", ".asm", ".bin", ".c", ".h", ".hex", ".txt"))
                  or os.sep in source):
             raise LoadError("no such file", source=source)
@@ -93,7 +112,7 @@ def load(source: "str | bytes | os.PathLike", format: str | None = None,
     if format == "raw":
         return raw.load(data, endian, source=name)
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise LoadError(f"not UTF-8 text ({exc.reason} at byte {exc.start}); for a binary "
                         f"filter use format='raw'", source=name, offset=exc.start) from None
@@ -102,7 +121,7 @@ def load(source: "str | bytes | os.PathLike", format: str | None = None,
         return parse(text, arch=arch, source=name)
     if format == "c":
         from .c_array import parse
-        return parse(text, source=name)
+        return parse(text, source=name, arch=arch)
     from .hexdump import parse
     return parse(text, endian=endian, source=name)
 
