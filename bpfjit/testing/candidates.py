@@ -86,6 +86,7 @@ class Candidate:
     verdicts_only: bool = False
     max_records: int | None = None
     accepts_checked: bool = False
+    unsupported: tuple = ()
     description: str = ""
     calls: int = field(default=0, compare=False)
 
@@ -107,10 +108,10 @@ class Candidate:
             return True if ok else Rejected("check() returned False")
         one = np.zeros(1, dtype=_seccomp_data())
         answer = self.answer(programs, one)
-        return True if isinstance(answer, np.ndarray) else answer
+        return True if isinstance(answer, np.ndarray) or answer is None else answer
 
-    def answer(self, programs, records: np.ndarray) -> "np.ndarray | Rejected":
-        """The candidate's uint32 values for ``records``, or :class:`Rejected`."""
+    def answer(self, programs, records: np.ndarray) -> "np.ndarray | Rejected | None":
+        """The candidate's uint32 values for ``records``, :class:`Rejected`, or None (unsupported)."""
         if self.check is not None:
             ok = self.accepts(programs)
             if ok is not True:
@@ -122,6 +123,8 @@ class Candidate:
             out = self.evaluate(programs, records)
         except CandidateError:
             raise
+        except self.unsupported:
+            return None
         except Exception as exc:  # noqa: BLE001 - raising is the protocol's "reject"
             return Rejected(f"{type(exc).__name__}: {exc}")
         if out is None:
@@ -216,7 +219,9 @@ def kernel_candidate(layout: "str | Layout" = "x86_64", *, max_records: int | No
                      ) -> Candidate:
     """The running kernel: verdicts through the kernel backend, accept/reject by seccomp(2)."""
     from ..backends import kernel
+    from ..errors import BackendUnavailable
     cand = backend_candidate("kernel", layout, max_records=max_records)
+    cand.unsupported = (BackendUnavailable,)
     cand.check = lambda data: kernel.kernel_accepts(bytes(data)) == 0
     cand.accepts_checked = False
     cand.description = "the running Linux kernel (seccomp(2) accept/reject, installed verdicts)"
@@ -305,8 +310,8 @@ def resolve(spec: "str | Candidate | Callable", *, layout: "str | Layout" = "x86
             stack: bool = False, kernel_records: int | None = 32) -> Candidate:
     """A backend name, a ``module:function`` spec, a callable or a Candidate -> Candidate."""
     if isinstance(spec, Candidate):
-        return spec
-    if isinstance(spec, str):
+        cand = spec
+    elif isinstance(spec, str):
         if spec == "kernel" and not stack:
             return kernel_candidate(layout, max_records=kernel_records)
         if spec in BACKEND_NAMES:

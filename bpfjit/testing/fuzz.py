@@ -25,6 +25,7 @@ records: which seccomp opcodes ran, which conditional-jump outcomes
 from __future__ import annotations
 
 import errno as errno_names
+import itertools
 import random
 import re
 import time
@@ -139,11 +140,12 @@ class Disagreement:
 
     def summary(self) -> str:
         who = ", ".join(self.candidates)
-        what = {"verdict": "returns a different value", "accepts-invalid":
-                "accepts a program Linux rejects", "rejects-valid":
-                "rejects a program Linux accepts", "errno": "rejects with a different errno"}
+        what = {"verdict": "returns a different 32-bit value than",
+                "accepts-invalid": "accepts a program rejected by",
+                "rejects-valid": "rejects (or fails on) a program accepted by",
+                "errno": "rejects with another errno than"}
         sizes = "+".join(str(len(p)) for p in self.programs)
-        line = f"{who} {what.get(self.kind, self.kind)} than {self.oracle} " \
+        line = f"{who} {what.get(self.kind, self.kind)} {self.oracle} " \
                f"({sizes} instructions, seen {self.count}x)"
         if self.path:
             line += f" -> {self.path}"
@@ -229,8 +231,9 @@ def expected_acceptance(data: bytes) -> tuple[bool, str | None, str]:
 
 
 def reference_values(programs: Sequence[Sequence[tuple]], records: np.ndarray, byteorder: str,
-                     *, on_step: Callable | None = None, sample: int = 0) -> np.ndarray:
-    """The reference's uint32 answers (the stack's, when several programs) for each record.
+                     *, stack: bool = False, on_step: Callable | None = None,
+                     sample: int = 0) -> np.ndarray:
+    """The reference's uint32 answers for each record (``stack``: what the stack returns).
 
     The first ``sample`` records run with ``on_step`` (coverage).
     """
@@ -242,7 +245,7 @@ def reference_values(programs: Sequence[Sequence[tuple]], records: np.ndarray, b
         image = ref.seccomp_data_image(nr, arch, ip, args, byteorder)
         hook = on_step if i < sample else None
         values = [ref.run(p, image, byteorder=byteorder, on_step=hook) for p in insns]
-        out[i] = values[0] if len(values) == 1 else ref.run_stack(values)
+        out[i] = ref.run_stack(values) if stack else values[0]
     return out
 
 
@@ -290,11 +293,16 @@ def _kernel_setup(use_kernel, layout, kernel_records: int, stack: bool):
         return None, None, f"unavailable ({reason})"
     verdicts, status = None, "used"
     if stack:
-        status = "used for nothing (stack runs compare with the reference only)"
-        return None, None, status
+        try:
+            verdicts = backend_candidate("kernel", layout, stack=True, max_records=kernel_records)
+            verdicts.unsupported = (BackendUnavailable,)
+        except BackendUnavailable as exc:
+            return None, None, f"not used ({exc})"
+        return None, verdicts, "each filter's verdicts (combined by bpfjit.Stack)"
     if layout.name == layouts.host_layout().name:
         try:
             verdicts = backend_candidate("kernel", layout, max_records=kernel_records)
+            verdicts.unsupported = (BackendUnavailable,)   # too long to rewrite, big-endian
         except BackendUnavailable as exc:
             status = f"accept/reject only ({exc})"
     else:
@@ -324,8 +332,20 @@ class _Run:
         return data if self.report.stack else data[0]
 
     def _kernel_decision(self, data: bytes) -> tuple[bool, str | None]:
-        err = self.kernel_accepts(data)
-        return err == 0, (errno_names.errorcode.get(err, str(err)) if err else None)
+        return self.kernel_decisions([data])[0]
+
+    def kernel_decisions(self, datas: list[bytes]) -> list[tuple[bool, str | None] | None]:
+        """seccomp(2)'s (accepted, errno name) for each program; None where it cannot be asked
+        (not whole instructions) or when the kernel is not used."""
+        if self.kernel_accepts is None:
+            return [None] * len(datas)
+        from ..backends.kernel import kernel_accepts_many
+        asked = [i for i, d in enumerate(datas) if not len(d) % 8]
+        errs = kernel_accepts_many([datas[i] for i in asked]) if asked else []
+        out: list = [None] * len(datas)
+        for i, err in zip(asked, errs):
+            out[i] = (err == 0, errno_names.errorcode.get(err, str(err)) if err else None)
+        return out
 
     def _all_valid(self, programs) -> bool:
         return all(expected_acceptance(Program(p).to_bytes("little"))[0] for p in programs)
@@ -339,7 +359,8 @@ class _Run:
                 return False
             data = self._bytes(programs)
             if kind == "verdict":
-                exp = reference_values(programs, recs, self.layout.byteorder)
+                exp = reference_values(programs, recs, self.layout.byteorder,
+                                   stack=self.report.stack)
                 got = cand.answer(data, recs)
                 return isinstance(got, np.ndarray) and int(got[0]) != int(exp[0])
             if kind == "rejects-valid":
@@ -394,7 +415,8 @@ class _Run:
         data = self._bytes(programs)
 
         def holds_batch(recs: np.ndarray) -> list[bool]:
-            exp = reference_values(programs, recs, self.layout.byteorder)
+            exp = reference_values(programs, recs, self.layout.byteorder,
+                                   stack=self.report.stack)
             got = cand.answer(data, recs)
             if not isinstance(got, np.ndarray):
                 return [False] * len(recs)
@@ -408,7 +430,8 @@ class _Run:
         disagree: list[str] = []
         if kind == "verdict" or (kind == "rejects-valid" and record is not None):
             recs = shrinking.make_records([record])
-            exp = int(reference_values(programs, recs, self.layout.byteorder)[0])
+            exp = int(reference_values(programs, recs, self.layout.byteorder,
+                                   stack=self.report.stack)[0])
             expected = dict(_describe(exp), oracle="reference")
             for c in self.cands:
                 if not c.evaluates:
@@ -442,7 +465,7 @@ class _Run:
 
     def to_json(self, d: Disagreement) -> dict:
         lay = self.layout
-        doc = {"kind": d.kind, "summary": d.summary(), "oracle": d.oracle,
+        doc = {"kind": d.kind, "summary": d.summary(), "seen": d.count, "oracle": d.oracle,
                "disagreeing": list(d.candidates),
                "layout": {"name": lay.name, "byteorder": lay.byteorder,
                           "audit_arch": f"{lay.audit_arch:#010x}"},
@@ -481,7 +504,7 @@ def run(candidates: Sequence["str | Candidate | Callable"], *, seconds: float | 
         progress: bool = False, stack: bool = False, kinds: Sequence[str] | None = None,
         inputs_per_program: int = INPUTS_PER_PROGRAM, max_disagreements: int | None = None,
         shrink: bool = True, shrink_budget: int = 3000, max_shrinks_per_candidate: int = 8,
-        kernel_records: int = 16, coverage_sample: int = 4,
+        kernel_records: int | None = None, coverage_sample: int = 4,
         source: Iterable[tuple[str, bytes]] | None = None,
         inputs: Callable | None = None) -> FuzzReport:
     """Fuzz ``candidates`` against the reference (and Linux); see the module docstring.
@@ -501,7 +524,7 @@ def run(candidates: Sequence["str | Candidate | Callable"], *, seconds: float | 
         raise ValueError(f"use_kernel must be True, False or 'auto', not {use_kernel!r}")
     lay = layouts.layout(arch)
     specs = list(candidates)
-    if "kernel" in specs and use_kernel is not False:
+    if "kernel" in specs and use_kernel is not False:     # the kernel joins as an oracle
         specs.remove("kernel")
         use_kernel = True
     cands = resolve_all(specs, layout=lay, stack=stack)
@@ -525,8 +548,9 @@ def run(candidates: Sequence["str | Candidate | Callable"], *, seconds: float | 
     deadline = start + seconds if seconds is not None else None
     bar = _Progress(progress, seconds, max_programs)
     report.stopped_by = "source exhausted"
+    index = -1
     try:
-        for index, (kind, data) in enumerate(stream):
+        for index, kind, data, decision in _with_kernel(stream, state, stack):
             if max_programs is not None and report.programs >= max_programs:
                 report.stopped_by = "program count"
                 break
@@ -544,25 +568,44 @@ def run(candidates: Sequence["str | Candidate | Callable"], *, seconds: float | 
                 _one_stack(state, data, rng, make_inputs, inputs_per_program, coverage_sample,
                            origin)
             else:
-                _one_program(state, bytes(data), rng, make_inputs, inputs_per_program,
+                _one_program(state, data, decision, rng, make_inputs, inputs_per_program,
                              coverage_sample, origin)
             report.elapsed = time.monotonic() - start
             bar.update(report)
     finally:
         bar.close()
         report.elapsed = time.monotonic() - start
+    for d in report.disagreements:      # the final counts
+        if d.path is not None:
+            shrinking.write_reproducer(d.path, d.programs, state.to_json(d),
+                                       arch=lay.name)
     return report
 
 
-def _one_program(state: _Run, data: bytes, rng, make_inputs, n_inputs: int, sample: int,
-                 origin: dict) -> None:
+def _with_kernel(stream, state: _Run, stack: bool, chunk: int = 32):
+    """``(index, kind, data, kernel decision)``, asking the kernel about ``chunk`` programs at once."""
+    index = 0
+    while True:
+        batch = [(kind, data if stack else bytes(data)) for kind, data in
+                 itertools.islice(stream, chunk)]
+        if not batch:
+            return
+        decisions = [None] * len(batch) if stack else \
+            state.kernel_decisions([data for _, data in batch])
+        for (kind, data), decision in zip(batch, decisions):
+            yield index, kind, data, decision
+            index += 1
+
+
+def _one_program(state: _Run, data: bytes, decision, rng, make_inputs, n_inputs: int,
+                 sample: int, origin: dict) -> None:
     rep, lay = state.report, state.layout
     ok, err, _ = expected_acceptance(data)
     whole = bool(data) and not len(data) % 8
     insns = [tuple(i) for i in Program.from_bytes(data[: len(data) - len(data) % 8], "little")]
     origin = dict(origin, instructions=len(insns))
-    if state.kernel_accepts is not None and whole:
-        k_ok, k_err = state._kernel_decision(data)
+    if decision is not None:
+        k_ok, k_err = decision
         rep.kernel_accept_decisions += 1
         if (ok, err) != (k_ok, k_err):
             kind = "errno" if not ok and not k_ok else \
@@ -596,6 +639,8 @@ def _compare(state: _Run, cand: Candidate, data, programs, records, expected, or
         return
     recs = records[: cand.max_records] if cand.max_records else records
     got = cand.answer(data, recs)
+    if got is None:
+        return                      # the candidate cannot evaluate this program at all
     if not cand.accepts_checked:
         rep.accept_decisions += 1
     if isinstance(got, Rejected):
@@ -620,7 +665,7 @@ def _one_stack(state: _Run, datas: list[bytes], rng, make_inputs, n_inputs: int,
     joined = Program([i for p in programs for i in p])
     records = make_inputs(joined, rng, n_inputs, lay.name)
     rep.records += len(records)
-    expected = reference_values(programs, records, lay.byteorder,
+    expected = reference_values(programs, records, lay.byteorder, stack=True,
                                 on_step=rep.coverage.on_step(lay.byteorder), sample=sample)
     for cand in state.cands:
         _compare(state, cand, datas, programs, records, expected, origin)

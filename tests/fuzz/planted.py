@@ -34,6 +34,11 @@ def _words(rec, swap_args: bool) -> list[int]:
     return w
 
 
+_ALU = {0x00: lambda a, b: a + b, 0x10: lambda a, b: a - b, 0x20: lambda a, b: a * b,
+        0x30: lambda a, b: a // b, 0x40: lambda a, b: a | b, 0x50: lambda a, b: a & b,
+        0x60: lambda a, b: a << b, 0x70: lambda a, b: a >> b, 0xA0: lambda a, b: a ^ b}
+
+
 def _s32(v: int) -> int:
     return v - (1 << 32) if v & 0x80000000 else v
 
@@ -77,10 +82,13 @@ def interpret(insns, words, bug: str | None) -> int:
                     A = 0
                     continue
                 return 0
-            if operation in (0x60, 0x70) and bug != "unmasked_shift":
-                b &= 31
-            A = {0x00: A + b, 0x10: A - b, 0x20: A * b, 0x30: A // max(b, 1), 0x40: A | b,
-                 0x50: A & b, 0x60: A << b, 0x70: A >> b, 0xA0: A ^ b}[operation] & U32
+            if operation in (0x60, 0x70):
+                if bug != "unmasked_shift":
+                    b &= 31
+                elif b >= 32:           # the bug: shifted out entirely, as a naive C/JIT does
+                    A = 0
+                    continue
+            A = _ALU[operation](A, b) & U32
         elif code == 0x05:
             pc += k
         elif cls == 5:
