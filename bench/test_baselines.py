@@ -39,7 +39,7 @@ def test_memory_streaming(benchmark, mix):
     benchmark.pedantic(mod.lib.stream_xor, args=(ptr, len(recs)), rounds=9, iterations=1,
                        warmup_rounds=1)
     best, median = timings(benchmark)
-    SESSION.stream[(mix, arch)] = best
+    SESSION.stream[(mix, arch)] = min(best, SESSION.stream.get((mix, arch), best))
     info = {"records": len(recs), "records_per_s": len(recs) / best,
             "gb_per_s": recs.nbytes / best / 1e9}
     benchmark.extra_info.update(info)
@@ -93,7 +93,8 @@ def test_kernel_filter_cost(benchmark, name, kind):
     programs, _, call = _kernel_call(name, kind)
     result: dict = {}
     benchmark.group = "baseline: kernel seccomp cost per call"
-    benchmark.pedantic(lambda: result.update(baselines.kernel_cost(programs, call)), rounds=1,
+    benchmark.pedantic(lambda: result.update(baselines.kernel_cost(programs, call, repeat=9)),
+                       rounds=1,
                        iterations=1)
     info = {"call": call.name, "cached": call.cached, **result}
     benchmark.extra_info.update(info)
