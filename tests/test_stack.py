@@ -23,8 +23,9 @@ def _ret_nr_program(action_for: dict[int, int], default: int) -> bpfjit.Program:
 
 def test_nspawn_stack_matches_the_reference_rule():
     import json
+    # PTRACE_SECCOMP_GET_FILTER index 0 is the first installed filter (see formats/live.py)
     parts = sorted(REAL_FILTERS.glob("systemd-nspawn-252.*.bpf"),
-                   key=lambda p: -json.loads(p.with_suffix(".json").read_text())["stack"]["index"])
+                   key=lambda p: json.loads(p.with_suffix(".json").read_text())["stack"]["index"])
     progs = [bpfjit.load(p) for p in parts]                 # oldest first
     stack = bpfjit.Stack(progs, backend="reference", arch="x86_64")
     rng = np.random.default_rng(1)
@@ -52,12 +53,25 @@ def test_ties_go_to_the_newest_and_allow_data_is_dropped():
 
 
 def test_ebpf_length_counts_bpf_convert_filter_expansions():
-    prog = bpfjit.load("ld [nr]\njeq #1, a, b\na: div x\nb: jgt #0x80000000, c, d\n"
-                       "c: jset #1, d, e\nd: ret #0\ne: jeq #5, f, g\nf: ret a\ng: ret a\n",
-                       format="asm")
-    # prologue 3; ld 1; jeq(jt,jf both nonzero) 2; div x 5; jgt k<0 with jf!=0: 1+1+1;
-    # jset jt=0 jf!=0: 2; ret #k 2; jeq jt=0 jf!=0: 1 (inverted to jne); ret a 1; ret a 1
-    assert ebpf_length(prog) == 3 + 1 + 2 + 5 + 3 + 2 + 2 + 1 + 1 + 1
+    from bpfjit import jump, stmt
+    from bpfjit.opcodes import (BPF_A, BPF_ABS, BPF_ALU, BPF_DIV, BPF_JEQ, BPF_JGT, BPF_JMP,
+                                BPF_JSET, BPF_K, BPF_LD, BPF_RET, BPF_W, BPF_X)
+    cases = [  # (instruction, eBPF instructions bpf_convert_filter emits for it)
+        (stmt(BPF_LD | BPF_W | BPF_ABS, 0), 1),
+        (jump(BPF_JMP | BPF_JEQ | BPF_K, 1, 1, 0), 1),           # jf = 0: one jeq
+        (jump(BPF_JMP | BPF_JEQ | BPF_K, 1, 0, 1), 1),           # jt = 0: inverted to jne
+        (jump(BPF_JMP | BPF_JEQ | BPF_K, 1, 1, 1), 2),           # both: jeq + ja
+        (jump(BPF_JMP | BPF_JSET | BPF_K, 1, 0, 1), 2),          # jset cannot be inverted
+        (jump(BPF_JMP | BPF_JGT | BPF_K, 0x80000000, 0, 1), 2),  # k < 0: mov to tmp + jle
+        (jump(BPF_JMP | BPF_JGT | BPF_K, 0x80000000, 1, 1), 3),
+        (jump(BPF_JMP | BPF_JGT | BPF_X, 0, 1, 1), 2),
+        (stmt(BPF_ALU | BPF_DIV | BPF_X, 0), 5),                  # X == 0 check
+        (stmt(BPF_ALU | BPF_DIV | BPF_K, 3), 1),
+        (stmt(BPF_RET | BPF_A, 0), 1),
+        (stmt(BPF_RET | BPF_K, 0), 2),                            # mov r0, k + exit
+    ]
+    prog = bpfjit.Program([insn for insn, _ in cases])
+    assert ebpf_length(prog) == 3 + sum(n for _, n in cases)
 
 
 def test_budget_is_enforced_with_enomem():

@@ -97,7 +97,7 @@ def check(files: tuple[str, ...], as_json: bool, fmt: str | None, endian: str | 
 @click.command()
 @click.argument("pid", type=int)
 @click.option("--index", type=int, default=None,
-              help="Only filter INDEX (0 = most recently installed).")
+              help="Only filter INDEX (0 = the first installed, as the kernel numbers them).")
 @click.option("-o", "--output", default=None,
               help="Write raw bytes here (with several filters: OUTPUT.N, N oldest first).")
 @click.option("--arch", "-a", default=None, help="Architecture for names.")

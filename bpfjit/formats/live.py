@@ -1,7 +1,10 @@
 """Filters of a live process: read them with ``PTRACE_SECCOMP_GET_FILTER`` (Linux, root).
 
 kernel/seccomp.c ``seccomp_get_filter``: the tracee must be ptrace-stopped,
-the tracer needs CAP_SYS_ADMIN; filter 0 is the most recently installed one.
+the tracer needs CAP_SYS_ADMIN. Filter 0 is the OLDEST (first installed) one:
+``get_nth_filter`` counts back from the newest to the ``count - index``-th
+(verified on Linux 6.18 by tests/cli/test_live.py; some documentation says
+the opposite).
 We attach with ``PTRACE_SEIZE`` + ``PTRACE_INTERRUPT`` (the process does not
 see a SIGSTOP), copy each filter, and detach.
 """
@@ -43,7 +46,7 @@ def _why(err: int, pid: int) -> str:
 
 
 def load_process(pid: int, index: int | None = None) -> list[Program]:
-    """The filters of process ``pid``, OLDEST FIRST; with ``index`` only that one (0 = newest)."""
+    """The filters of process ``pid``, oldest first; with ``index`` only that one (0 = oldest)."""
     libc = _libc()
     if libc.ptrace(PTRACE_SEIZE, pid, None, None) != 0:
         err = ctypes.get_errno()
@@ -72,6 +75,6 @@ def load_process(pid: int, index: int | None = None) -> list[Program]:
                                 source=f"pid {pid}")
             found.append(Program.from_bytes(buf.raw, sys.byteorder,
                                             source=f"pid {pid} filter {i}"))
-        return found[::-1]
+        return found
     finally:
         libc.ptrace(PTRACE_DETACH, pid, None, None)

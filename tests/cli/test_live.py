@@ -66,7 +66,8 @@ def test_dump_reads_back_every_filter_oldest_first():
     try:
         got = load_process(pid)
         assert [p.to_bytes() for p in got] == [a.to_bytes(), b.to_bytes()]
-        assert load_process(pid, index=0)[0] == b            # 0 = newest
+        assert load_process(pid, index=0)[0] == a            # 0 = oldest (get_nth_filter)
+        assert load_process(pid, index=1)[0] == b
         with pytest.raises(bpfjit.LoadError, match="no filter at index 5"):
             load_process(pid, index=5)
     finally:
