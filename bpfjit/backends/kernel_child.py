@@ -170,132 +170,185 @@ static double now_s(void)
 }
 
 #define STACK_SIZE (256 * 1024)
+#define MAX_WINDOW 16
 
-/* Run one job. Returns 0 when the child reported (see j->error), or
- *  -1 clone failed (errno in *detail), -2 child died before reporting
- *  (wait status in *detail), -3 no progress for timeout_ms (killed). */
-static int run_job(struct job *j, char *stack, int timeout_ms, int *detail)
+/* One running child. */
+struct slot {
+    struct job j;
+    char *stack;
+    pid_t pid;
+    int64_t index;         /* which program (accept_many) */
+    int64_t last_progress;
+    double deadline;
+};
+
+static int slot_start(struct slot *s, int timeout_ms, int *detail)
 {
     sigset_t all, old;
-    int status = 0, reaped = 0, rc = 0;
-    long nap_ns = 20000;
-    int64_t last_progress = 0;
-    double deadline;
-    pid_t pid;
-
-    j->done = 0;
-    j->error = 0;
-    j->failed_at = 0;
-    j->installed = 0;
-    j->progress = 0;
-    *detail = 0;
+    s->j.done = 0;
+    s->j.error = 0;
+    s->j.failed_at = 0;
+    s->j.installed = 0;
+    s->j.progress = 0;
+    s->last_progress = 0;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    pid = clone(child_main, stack + STACK_SIZE, CLONE_VM | SIGCHLD, j);
+    s->pid = clone(child_main, s->stack + STACK_SIZE, CLONE_VM | SIGCHLD, &s->j);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (pid < 0) {
+    if (s->pid < 0) {
         *detail = errno;
         return -1;
     }
-    deadline = now_s() + timeout_ms / 1000.0;
-    /* Poll with short sleeps, never a busy spin: the child usually lands on
-     * this CPU's run queue and a spinning parent would starve it until the
-     * next scheduler tick (milliseconds on a loaded machine). */
-    for (;;) {
-        struct timespec nap = {0, nap_ns};
-        if (LOAD(&j->done))
-            break;
-        pid_t w = waitpid(pid, &status, WNOHANG | __WALL);
-        if (w == pid) {
-            reaped = 1;
-            if (!LOAD(&j->done)) {
-                *detail = status;
-                rc = -2;
-            }
-            break;
+    s->deadline = now_s() + timeout_ms / 1000.0;
+    return 0;
+}
+
+/* 0: still running; 1: reported (see s->j.error); -2: died before reporting
+ * (wait status in *detail); -3: no progress for timeout_ms. The child is
+ * killed and reaped unless 0 is returned. */
+static int slot_poll(struct slot *s, int timeout_ms, double now, int *detail)
+{
+    int status = 0, rc;
+    if (LOAD(&s->j.done)) {
+        rc = 1;
+    } else {
+        pid_t w = waitpid(s->pid, &status, WNOHANG | __WALL);
+        if (w == s->pid) {
+            if (LOAD(&s->j.done))
+                return 1;
+            *detail = status;
+            return -2;
         }
-        int64_t pr = LOAD(&j->progress);
-        double t = now_s();
-        if (pr != last_progress) {
-            last_progress = pr;
-            deadline = t + timeout_ms / 1000.0;
-        } else if (t > deadline) {
-            rc = -3;
-            break;
+        int64_t pr = LOAD(&s->j.progress);
+        if (pr != s->last_progress) {
+            s->last_progress = pr;
+            s->deadline = now + timeout_ms / 1000.0;
+            return 0;
         }
-        nanosleep(&nap, NULL);
-        if (nap_ns < 500000)
-            nap_ns += nap_ns / 2;
+        if (now <= s->deadline)
+            return 0;
+        rc = -3;
     }
-    if (!reaped) {
-        kill(pid, SIGKILL);
-        while (waitpid(pid, &status, __WALL) < 0 && errno == EINTR)
-            ;
-    }
+    kill(s->pid, SIGKILL);
+    while (waitpid(s->pid, &status, __WALL) < 0 && errno == EINTR)
+        ;
     return rc;
 }
 
-/* Install each program alone in its own child: results[i] = 0 or errno, or
- * a negative run_job code. Stops early and returns the index of a program
- * whose job failed (negative code) so the caller can retry; else returns n. */
-int64_t bpfjit_accept_many(const struct sock_filter *insns, const uint32_t *lens, int64_t n,
-                           int32_t *results, int timeout_ms, int32_t *detail)
+/* Sleep between polls, never busy-spin: a child usually lands on this CPU's
+ * run queue, and a spinning parent would starve it until the next scheduler
+ * tick (milliseconds on a loaded machine). */
+static void nap(long *ns)
 {
-    char *stack = mmap(NULL, STACK_SIZE, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-    struct job j;
-    int64_t i;
-    if (stack == MAP_FAILED) {
-        *detail = errno;
-        return -1;
-    }
-    memset(&j, 0, sizeof j);
-    j.nfilters = 1;
-    for (i = 0; i < n; i++) {
-        j.insns = insns;
-        j.lens = lens + i;
-        int rc = run_job(&j, stack, timeout_ms, detail);
-        if (rc < 0) {
-            results[i] = rc;
-            break;
+    struct timespec ts = {0, *ns};
+    nanosleep(&ts, NULL);
+    if (*ns < 500000)
+        *ns += *ns / 2;
+}
+
+/* Install each program alone in its own child, up to `window` children at a
+ * time: results[i] = 0 or the errno of the refused install, or a negative
+ * slot code (-1 clone failed, -2 died before reporting, -3 timeout) for a job
+ * that said nothing about the program. Returns 0, or -1 if no stack could be
+ * mapped (errno in *detail). */
+int bpfjit_accept_many(const struct sock_filter *insns, const uint32_t *lens, int64_t n,
+                       int32_t *results, int timeout_ms, int window, int32_t *detail)
+{
+    struct slot slots[MAX_WINDOW];
+    int active[MAX_WINDOW] = {0};
+    int nactive = 0, i, d = 0;
+    int64_t next = 0;
+    const struct sock_filter *cursor = insns;
+    long ns = 20000;
+
+    if (window < 1)
+        window = 1;
+    if (window > MAX_WINDOW)
+        window = MAX_WINDOW;
+    memset(slots, 0, sizeof slots);
+    for (i = 0; i < window; i++) {
+        slots[i].stack = mmap(NULL, STACK_SIZE, PROT_READ | PROT_WRITE,
+                              MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+        if (slots[i].stack == MAP_FAILED) {
+            *detail = errno;
+            while (i-- > 0)
+                munmap(slots[i].stack, STACK_SIZE);
+            return -1;
         }
-        results[i] = j.error;
-        insns += lens[i];
+        slots[i].j.nfilters = 1;
     }
-    munmap(stack, STACK_SIZE);
-    return i;
+    while (next < n || nactive) {
+        for (i = 0; i < window && next < n; i++) {
+            if (active[i])
+                continue;
+            slots[i].j.insns = cursor;
+            slots[i].j.lens = lens + next;
+            slots[i].index = next;
+            cursor += lens[next];
+            next++;
+            if (slot_start(&slots[i], timeout_ms, &d) < 0) {
+                results[slots[i].index] = -1;
+                continue;
+            }
+            active[i] = 1;
+            nactive++;
+        }
+        nap(&ns);
+        double now = now_s();
+        for (i = 0; i < window; i++) {
+            if (!active[i])
+                continue;
+            int rc = slot_poll(&slots[i], timeout_ms, now, &d);
+            if (rc == 0)
+                continue;
+            results[slots[i].index] = rc == 1 ? slots[i].j.error : rc;
+            active[i] = 0;
+            nactive--;
+            ns = 20000;
+        }
+    }
+    for (i = 0; i < window; i++)
+        munmap(slots[i].stack, STACK_SIZE);
+    return 0;
 }
 
 /* Install nfilters in order in one child, then run ninputs system calls from
- * the designated site. Returns the run_job code; *error, *failed_at and
- * *installed describe the installs, results[] the raw syscall returns. */
+ * the designated site. Returns 0 (reported), -1, -2 or -3 as above; out[] =
+ * {errno of the failed install or 0, its index (-1: prctl), filters
+ * installed, detail}; results[] holds the raw return of each system call. */
 int bpfjit_run(const struct sock_filter *insns, const uint32_t *lens, int32_t nfilters,
                const int32_t *nrs, const uint64_t *args, int64_t *results, int64_t ninputs,
-               int timeout_ms, int32_t *out /* error, failed_at, installed, detail */)
+               int timeout_ms, int32_t *out)
 {
-    char *stack = mmap(NULL, STACK_SIZE, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-    struct job j;
+    struct slot s;
     int detail = 0, rc;
-    if (stack == MAP_FAILED) {
+    long ns = 20000;
+
+    memset(&s, 0, sizeof s);
+    s.stack = mmap(NULL, STACK_SIZE, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (s.stack == MAP_FAILED) {
         out[3] = errno;
         return -1;
     }
-    memset(&j, 0, sizeof j);
-    j.insns = insns;
-    j.lens = lens;
-    j.nfilters = nfilters;
-    j.nrs = nrs;
-    j.args = args;
-    j.results = results;
-    j.ninputs = ninputs;
-    rc = run_job(&j, stack, timeout_ms, &detail);
-    out[0] = j.error;
-    out[1] = j.failed_at;
-    out[2] = j.installed;
+    s.j.insns = insns;
+    s.j.lens = lens;
+    s.j.nfilters = nfilters;
+    s.j.nrs = nrs;
+    s.j.args = args;
+    s.j.results = results;
+    s.j.ninputs = ninputs;
+    rc = slot_start(&s, timeout_ms, &detail);
+    while (rc == 0) {
+        nap(&ns);
+        rc = slot_poll(&s, timeout_ms, now_s(), &detail);
+    }
+    out[0] = s.j.error;
+    out[1] = s.j.failed_at;
+    out[2] = s.j.installed;
     out[3] = detail;
-    munmap(stack, STACK_SIZE);
-    return rc;
+    munmap(s.stack, STACK_SIZE);
+    return rc == 1 ? 0 : rc;
 }
 """
 
@@ -373,8 +426,8 @@ def library() -> ctypes.CDLL:
         p = ctypes.c_void_p
         lib.bpfjit_site_address.restype = ctypes.c_uint64
         lib.bpfjit_site_address.argtypes = []
-        lib.bpfjit_accept_many.restype = ctypes.c_int64
-        lib.bpfjit_accept_many.argtypes = [p, p, ctypes.c_int64, p, ctypes.c_int, p]
+        lib.bpfjit_accept_many.restype = ctypes.c_int
+        lib.bpfjit_accept_many.argtypes = [p, p, ctypes.c_int64, p, ctypes.c_int, ctypes.c_int, p]
         lib.bpfjit_run.restype = ctypes.c_int
         lib.bpfjit_run.argtypes = [p, p, ctypes.c_int32, p, p, p, ctypes.c_int64, ctypes.c_int, p]
         _lib = lib
