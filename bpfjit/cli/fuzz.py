@@ -140,4 +140,6 @@ def command(candidate_specs, checker_specs, backend_names, seconds, max_programs
             with open(json_path, "w") as f:
                 f.write(text)
     if not report.ok:
-        raise click.exceptions.Exit(1)
+        # SystemExit, not click's Exit: bpfjit.cli.main (standalone_mode=False) drops the
+        # code click returns for Exit, and "disagreement found" must reach the shell as 1.
+        sys.exit(1)

@@ -34,6 +34,7 @@ the 64-bit fields, so both halves of ``args[i]`` hit compared constants.
 """
 from __future__ import annotations
 
+import functools
 import random
 
 import numpy as np
@@ -63,11 +64,17 @@ _SIMPLE = [op.BPF_LD | op.BPF_W | op.BPF_LEN, op.BPF_LDX | op.BPF_W | op.BPF_LEN
 
 
 def words(extra: "tuple[int, ...] | list[int]" = ()) -> st.SearchStrategy[int]:
-    """A 32-bit word: one of ``extra`` / the edge values, or any u32."""
-    pool = sorted({w & U32 for w in extra} | set(EDGE_WORDS))
-    return st.one_of(st.sampled_from(pool), st.integers(0, U32))
+    """A 32-bit word: one of ``extra`` (a third of the draws), an edge value, or any u32."""
+    return _words(tuple(sorted({w & U32 for w in extra})))
 
 
+@functools.lru_cache(maxsize=256)
+def _words(extra: tuple[int, ...]) -> st.SearchStrategy[int]:
+    parts = [st.sampled_from(extra)] if extra else []
+    return st.one_of(*parts, st.sampled_from(EDGE_WORDS), st.integers(0, U32))
+
+
+@functools.lru_cache(maxsize=None)
 def _instruction(left: int) -> st.SearchStrategy[tuple[int, int, int, int]]:
     """One non-final instruction at a position with ``left`` instructions after its successor."""
     k32 = words()
