@@ -299,14 +299,17 @@ def _kernel_setup(use_kernel, layout, kernel_records: int, stack: bool):
         except BackendUnavailable as exc:
             return None, None, f"not used ({exc})"
         return None, verdicts, "each filter's verdicts (combined by bpfjit.Stack)"
-    if layout.name == layouts.host_layout().name:
+    if kernel_records == 0:
+        status = "accept/reject only (kernel_records=0)"
+    elif layout.byteorder == layouts.host_layout().byteorder:
         try:
             verdicts = backend_candidate("kernel", layout, max_records=kernel_records)
             verdicts.unsupported = (BackendUnavailable,)   # too long to rewrite, big-endian
         except BackendUnavailable as exc:
             status = f"accept/reject only ({exc})"
     else:
-        status = f"accept/reject only (verdicts need the host layout, not {layout.name})"
+        status = f"accept/reject only (kernel verdicts need a {layouts.host_layout().byteorder}-" \
+                 f"endian layout, not {layout.name})"
     return kernel.kernel_accepts, verdicts, status
 
 
@@ -514,7 +517,8 @@ def run(candidates: Sequence["str | Candidate | Callable"], *, seconds: float | 
     after ``seconds``, ``max_programs`` programs (stacks) or
     ``max_disagreements`` distinct disagreements, whichever comes first (at
     least one limit is required). ``use_kernel``: ``"auto"`` (when seccomp
-    works here), True (required) or False. ``source`` replaces the generated
+    works here), True (required) or False; ``kernel_records``: how many of a
+    program's records the kernel evaluates (None: all; 0: accept/reject only). ``source`` replaces the generated
     programs by ``(kind, bytes)`` pairs; ``inputs(program, rng, n, layout)``
     replaces :func:`bpfjit.testing.inputs.inputs_for`.
     """
