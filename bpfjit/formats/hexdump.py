@@ -103,7 +103,9 @@ def dump(program: Program, *, endian: str | None = None) -> str:
 
 
 def looks_like_hex(text: str) -> bool:
-    """True when ``text`` decodes as hex bytes, a whole number of instructions."""
+    """True when ``text`` is xxd / hexdump -C output, or decodes as whole instructions of hex."""
+    if _dump_style(text.split("\n")) != "plain":
+        return True
     try:
         data = decode(text)
     except LoadError:
