@@ -3,6 +3,11 @@
 This is the only place that validates evaluation inputs, resolves syscall and
 arch names, splits batches across threads and picks the ``auto`` backend;
 backends only fill arrays (see :mod:`bpfjit.backends.base`).
+
+Single calls are the hot path of interactive use, so ``evaluate(nr)`` with the
+default arch and no arguments goes straight to the evaluator's optional
+``evaluate_nr(nr)`` hook (for ``backend="llvm"`` a ctypes call into native
+code), and everything else pays only for the normalisation it needs.
 """
 from __future__ import annotations
 
@@ -93,6 +98,7 @@ class Filter:
         self.evaluator = evaluator
         self.backend = backend
         self._one = getattr(evaluator, "evaluate_one", None)
+        self._nr_only = getattr(evaluator, "evaluate_nr", None)
         self._default_arch = layout.audit_arch
 
     def __repr__(self) -> str:
@@ -129,12 +135,19 @@ class Filter:
     def evaluate(self, nr: "int | str", args: Sequence[int] = (), arch: "int | str | None" = None,
                  instruction_pointer: int = 0) -> int:
         """The program's 32-bit return value for one system call."""
-        if type(nr) is int and arch is None and -0x80000000 <= nr <= 0x7FFFFFFF:
+        if (nr.__class__ is int and arch is None and args.__class__ is tuple and not args
+                and instruction_pointer.__class__ is int and not instruction_pointer
+                and self._nr_only is not None and -0x80000000 <= nr <= 0xFFFFFFFF):
+            return self._nr_only(nr)            # the layout's arch, ip 0, args 0
+        if nr.__class__ is int and arch is None and -0x80000000 <= nr <= 0x7FFFFFFF:
             audit = self._default_arch
         else:
             nr, audit = self.resolve(nr, arch)
-        args = records.normalize_args(args) if args else _NO_ARGS
-        if type(instruction_pointer) is not int or instruction_pointer:
+        if args is None or (args.__class__ in (tuple, list) and not args):
+            args = _NO_ARGS
+        else:
+            args = records.normalize_args(args)
+        if instruction_pointer.__class__ is not int or instruction_pointer:
             instruction_pointer = records.normalize_u(instruction_pointer, 64, "instruction_pointer")
         if self._one is not None:
             return self._one(nr, audit, instruction_pointer, args)
@@ -158,25 +171,46 @@ class Filter:
 
     def evaluate_batch(self, records_: np.ndarray, out: np.ndarray | None = None, *,
                        threads: int = 1) -> np.ndarray:
-        """uint32 return values for a 1-D contiguous array of ``bpfjit.SECCOMP_DATA``."""
+        """uint32 return values for a 1-D contiguous array of ``bpfjit.SECCOMP_DATA``.
+
+        ``out``: a writable 1-D uint32 array of the same length to fill (else a
+        new one). ``threads``: split the batch over up to this many threads when
+        the backend releases the GIL (results are identical to one thread).
+        """
         recs = records.validate(records_)
+        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+            raise InputError(f"threads must be a positive int, not {threads!r}")
         n = len(recs)
         out = np.empty(n, dtype=np.uint32) if out is None else records.validate_out(out, n)
         if n == 0:
             return out
-        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
-            raise InputError(f"threads must be a positive int, not {threads!r}")
+        if not recs.flags.aligned:
+            recs = recs.copy()                  # native code reads aligned 32-bit words
+        target = out
+        if not out.flags.aligned or np.may_share_memory(recs, out):
+            target = np.empty(n, dtype=np.uint32)   # never write over records being read
+        self._fill(recs, target, threads)
+        if target is not out:
+            out[:] = target
+        return out
+
+    def _fill(self, recs: np.ndarray, out: np.ndarray, threads: int) -> None:
+        n = len(recs)
         threads = min(threads, os.cpu_count() or 1, max(1, n // MIN_RECORDS_PER_THREAD))
         if threads == 1 or not getattr(self.evaluator, "releases_gil", False):
             self.evaluator.evaluate_batch(recs, out)
-            return out
+            return
         bounds = np.linspace(0, n, threads + 1).astype(np.int64)
         with ThreadPoolExecutor(max_workers=threads) as pool:
             jobs = [pool.submit(self.evaluator.evaluate_batch, recs[a:b], out[a:b])
                     for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
             for job in jobs:
                 job.result()
-        return out
+
+    def describe(self) -> dict[str, str]:
+        """The backend's text views of the compiled code (for llvm: ``ir``, ``optimized_ir``, ``asm``)."""
+        describe = getattr(self.evaluator, "describe", None)
+        return describe() if describe is not None else {}
 
     def trace(self, nr: "int | str", args: Sequence[int] = (), arch: "int | str | None" = None,
               instruction_pointer: int = 0) -> Trace:

@@ -1,0 +1,230 @@
+"""Backend stage: ``backend="llvm"`` — a checked program compiled to native code for this CPU.
+
+The pipeline, one module per step:
+
+1. :mod:`bpfjit.analysis` — dispatch chains and the constant-verdict table;
+2. :mod:`.lower` — the program as an LLVM IR module (llvmlite.ir);
+3. :mod:`.engine` — optimisation and code generation (llvmlite.binding);
+4. :mod:`.image` — the object linked into a flat position-independent image
+   and mapped executable (Linux x86-64); elsewhere, or for anything the image
+   loader does not handle, LLVM's MCJIT compiles and loads the code;
+5. :mod:`.cache` — the result kept in memory and on disk, so a known filter
+   costs neither LLVM's optimiser nor, in a new process, even loading LLVM;
+6. :mod:`.abi` — ctypes bindings of the native entry points.
+
+Nothing here imports llvmlite until a program has to be compiled.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from importlib.util import find_spec
+from typing import Any
+
+import numpy as np
+
+from ...check import CheckedProgram
+from ...errors import BackendUnavailable, InputError
+from ...seccomp.layouts import Layout
+from ...seccomp.records import SECCOMP_DATA
+from . import abi, image
+from .cache import CodeCache, cache_dir, entry_key, host_profile
+
+log = logging.getLogger("bpfjit")
+
+LOADERS = ("image", "mcjit")
+
+
+def _layout_fields(layout: Layout) -> dict[str, Any]:
+    return {"name": layout.name, "audit_arch": layout.audit_arch, "byteorder": layout.byteorder,
+            "bits": layout.bits, "syscall_abi": layout.syscall_abi, "nr_bit": layout.nr_bit}
+
+
+class LlvmEvaluator:
+    """Native code for one (program, layout): batch, one record, scalars, nr only."""
+
+    releases_gil = True
+
+    def __init__(self, code: Any, program: CheckedProgram, layout: Layout, info: dict[str, Any]):
+        fns = abi.bind(code.addresses)
+        self._code = code                      # owns the executable memory / the MCJIT engine
+        self.program = program
+        self.layout = layout
+        self.info = info
+        self._batch = fns[abi.ENTRY_BATCH]
+        self._args = fns[abi.ENTRY_ARGS]
+        self._one = fns[abi.ENTRY_ONE]
+        #: ``evaluate_nr(nr) -> int``: the layout's arch, ip 0, args 0 (``nr`` as u32 or signed)
+        self.evaluate_nr = fns[abi.ENTRY_NR]
+        self._describe: dict[str, str] | None = None
+
+    def evaluate_batch(self, records: np.ndarray, out: np.ndarray) -> None:
+        n = len(records)
+        if (records.dtype != SECCOMP_DATA or not records.flags.c_contiguous or records.ndim != 1
+                or out.dtype != np.uint32 or out.shape != (n,) or not out.flags.c_contiguous
+                or not out.flags.writeable):
+            raise InputError("LlvmEvaluator.evaluate_batch needs a 1-D contiguous SECCOMP_DATA "
+                             "array and a writable uint32 array of the same length "
+                             "(Filter.evaluate_batch checks and explains)")
+        if n:
+            self._batch(records.ctypes.data, n, out.ctypes.data)
+
+    def evaluate_one(self, nr: int, arch: int, instruction_pointer: int, args) -> int:
+        return self._args(nr, arch, instruction_pointer, *args)
+
+    def evaluate_record(self, record: np.ndarray) -> int:
+        """The return value for a length-1 ``SECCOMP_DATA`` array (or a record view)."""
+        rec = np.ascontiguousarray(record, dtype=SECCOMP_DATA).reshape(-1)
+        if len(rec) != 1:
+            raise InputError(f"evaluate_record takes one record, not {len(rec)}")
+        return self._one(rec.ctypes.data)
+
+    def describe(self) -> dict[str, str]:
+        """``ir`` (as lowered), ``optimized_ir``, ``asm``, and how the code was built."""
+        if self._describe is None:
+            from ...analysis import dispatch, verdicts
+            from . import engine, lower
+            table = verdicts.build(self.program, self.layout)
+            chains = dispatch.find_chains(self.program)
+            ir_text = str(lower.lower(self.program, self.layout, chains=chains, table=table))
+            kind = "jit" if self.info.get("kind") == "mcjit" else "image"
+            mod = engine.optimize(ir_text, kind)
+            self._describe = {"ir": ir_text, "optimized_ir": str(mod),
+                              "asm": engine.assembly(mod, kind)}
+            self._describe.update({k: str(v) for k, v in self.info.items()})
+        return dict(self._describe)
+
+
+class LlvmBackend:
+    """Compiles with LLVM; caches machine code in memory and on disk (see :mod:`.cache`)."""
+
+    name = "llvm"
+
+    def __init__(self, loader: str | None = None, cache: CodeCache | None = None):
+        if loader is not None and loader not in LOADERS:
+            raise ValueError(f"loader must be one of {LOADERS}, not {loader!r}")
+        self.loader = loader
+        self._given_cache = cache
+        self._cache: CodeCache | None = None
+
+    @property
+    def cache(self) -> CodeCache:
+        """The code cache: the one given, else one in ``cache_dir()`` (followed if it changes)."""
+        if self._given_cache is not None:
+            return self._given_cache
+        where = cache_dir()
+        if self._cache is None or self._cache.directory != where:
+            self._cache = CodeCache(where)
+        return self._cache
+
+    def unavailable_reason(self) -> str | None:
+        if find_spec("llvmlite") is None:
+            return "llvmlite is not installed (pip install llvmlite)"
+        return None
+
+    def _loader(self) -> str:
+        return self.loader or ("image" if image.supported() else "mcjit")
+
+    def key(self, program: CheckedProgram, layout: Layout) -> str:
+        from ... import __version__
+        store = self.cache
+        host = host_profile(store.directory, _ask_llvm)
+        return entry_key(program.to_bytes("little"), _layout_fields(layout),
+                         f"llvm/{self._loader()}", host, __version__)
+
+    def compile(self, program: CheckedProgram, layout: Layout) -> LlvmEvaluator:
+        if not isinstance(program, CheckedProgram):
+            raise TypeError("backends compile checked programs only (bpfjit.check(program))")
+        if self.unavailable_reason():
+            raise BackendUnavailable(self.unavailable_reason())
+        store = self.cache
+        try:
+            key = self.key(program, layout)
+        except Exception as exc:  # noqa: BLE001 - LLVM cannot even describe the host
+            raise BackendUnavailable(f"LLVM cannot target this host: {exc}") from exc
+        found = store.recall(key)
+        if found is not None:
+            code, info = found
+            return LlvmEvaluator(code, program, layout, dict(info, cache="memory"))
+        entry = store.load(key)
+        if entry is not None:
+            header, payload = entry
+            try:
+                code = _load(header, payload)
+            except Exception as exc:  # noqa: BLE001 - a stale or foreign entry: rebuild it
+                log.debug("bpfjit cache: entry %s could not be loaded (%s); recompiling", key, exc)
+            else:
+                info = dict(header.get("info", {}), kind=header["kind"])
+                store.remember(key, (code, info))
+                return LlvmEvaluator(code, program, layout, dict(info, cache="disk"))
+        try:
+            code, header, payload = _build(program, layout, self._loader())
+        except BackendUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any codegen / JIT failure
+            raise BackendUnavailable(f"LLVM could not compile this program: "
+                                     f"{type(exc).__name__}: {exc}") from exc
+        store.store(key, header, payload)
+        info = dict(header["info"], kind=header["kind"])
+        store.remember(key, (code, info))
+        return LlvmEvaluator(code, program, layout, dict(info, cache="miss"))
+
+
+def _ask_llvm() -> dict[str, str]:
+    from . import engine
+    return engine.host().as_dict()
+
+
+def _load(header: dict[str, Any], payload: bytes) -> Any:
+    kind = header.get("kind")
+    if kind == "image":
+        symbols = {str(k): int(v) for k, v in header["symbols"].items()}
+        return image.Mapped(image.Image(payload, int(header["exec_size"]), symbols))
+    if kind == "mcjit":
+        from . import engine
+        return engine.mcjit_object(payload, abi.ENTRIES)
+    raise ValueError(f"unknown cache entry kind {kind!r}")
+
+
+def _build(program: CheckedProgram, layout: Layout, loader: str) -> tuple[Any, dict, bytes]:
+    """Analyse, lower, optimise, generate and load; returns (code, cache header, payload)."""
+    from ...analysis import dispatch, verdicts
+    from . import engine, lower
+    t0 = time.perf_counter()
+    table = verdicts.build(program, layout)
+    chains = dispatch.find_chains(program)
+    t1 = time.perf_counter()
+    ir_text = str(lower.lower(program, layout, chains=chains, table=table))
+    t2 = time.perf_counter()
+    info: dict[str, Any] = {"table_entries": table.entries, "table_known": table.known,
+                            "table_windows": len(table.windows), "switches": len(chains)}
+    if loader == "image":
+        mod = engine.optimize(ir_text, "image")
+        t3 = time.perf_counter()
+        obj = engine.emit_object(mod)
+        try:
+            img = image.link(obj, abi.ENTRIES)
+            code = image.Mapped(img)
+        except (image.Unsupported, OSError) as exc:
+            log.debug("bpfjit: flat image unavailable (%s); using MCJIT", exc)
+        else:
+            t4 = time.perf_counter()
+            info.update(_timings(t0, t1, t2, t3, t4), loader="image")
+            header = {"kind": "image", "exec_size": img.exec_size, "symbols": img.symbols,
+                      "info": info}
+            return code, header, img.code
+    t2b = time.perf_counter()
+    mod = engine.optimize(ir_text, "jit")
+    t3 = time.perf_counter()
+    code, obj = engine.mcjit(mod, abi.ENTRIES)
+    t4 = time.perf_counter()
+    info.update(_timings(t0, t1, t2b, t3, t4), loader="mcjit")
+    return code, {"kind": "mcjit", "info": info}, obj
+
+
+def _timings(t0: float, t1: float, t2: float, t3: float, t4: float) -> dict[str, float]:
+    return {"analysis_ms": round(1000 * (t1 - t0), 3), "lower_ms": round(1000 * (t2 - t1), 3),
+            "optimize_ms": round(1000 * (t3 - t2), 3), "codegen_ms": round(1000 * (t4 - t3), 3)}
+
+
+BACKEND = LlvmBackend()

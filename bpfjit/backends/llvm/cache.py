@@ -1,0 +1,302 @@
+"""Cache stage: compiled machine code kept in memory and on disk, so a known filter skips LLVM.
+
+Key: SHA-256 over the program's bytes, the layout, the backend and its code
+format, the bpfjit version, the llvmlite and LLVM versions, the target triple
+and the host CPU's name and features (as LLVM reports them). Anything that can
+change the machine code changes the key.
+
+Disk: ``$BPFJIT_CACHE_DIR`` if set (an empty value turns the disk cache off),
+else ``~/.cache/bpfjit``. One file per entry, written to a temporary name and
+renamed into place; each holds a header, the payload and a SHA-256 of both, so
+a truncated or bit-flipped entry is detected, reported at debug level and
+rebuilt. A directory that cannot be created or written is not an error: the
+cache is then in memory only.
+
+LLVM's own description of the host (its version, CPU name and features) needs
+``llvmlite.binding``, whose import alone costs tens of milliseconds. So it is
+recorded once per host in a small checksummed *host profile*, found by a
+cheap identity (llvmlite's version, its shared library's size and mtime, the
+CPU description in ``/proc/cpuinfo``, the machine); a new process with a warm
+cache then never loads LLVM at all.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import platform
+import struct
+import threading
+from collections import OrderedDict
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any, Callable
+
+log = logging.getLogger("bpfjit")
+
+MAGIC = b"BPFJITC1"
+DIGEST = 32
+MEMORY_ENTRIES = 128
+#: bump whenever lowering, the entry points or the payload format change
+CODE_FORMAT = 1
+
+_VOLATILE_CPUINFO = ("cpu mhz", "bogomips", "processor", "core id", "apicid", "initial apicid",
+                     "physical id", "siblings", "cpu cores", "power management")
+
+
+def cache_dir() -> Path | None:
+    """The disk cache directory, or None when ``BPFJIT_CACHE_DIR`` is set to an empty value."""
+    configured = os.environ.get("BPFJIT_CACHE_DIR")
+    if configured is not None:
+        return Path(configured).expanduser() if configured.strip() else None
+    return Path.home() / ".cache" / "bpfjit"
+
+
+# --- entries: header + payload + sha256 -----------------------------------------------------
+# The header is ``name=value`` lines (values: str, int, float, or a nested dict flattened
+# as ``name.sub=value``): cheap to read in a fresh process, no json import on the fast path.
+
+def _encode_header(header: dict[str, Any], prefix: str = "") -> list[str]:
+    lines = []
+    for name in sorted(header):
+        value = header[name]
+        if "=" in name or "\n" in name or "." in name:
+            raise ValueError(f"bad header name {name!r}")
+        if isinstance(value, dict):
+            lines += _encode_header(value, f"{prefix}{name}.")
+            continue
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise ValueError(f"header value {name}={value!r} must be str, int or float")
+        text = repr(value) if not isinstance(value, str) else "s" + value
+        if "\n" in text:
+            raise ValueError(f"header value {name} has a newline")
+        lines.append(f"{prefix}{name}={text}")
+    return lines
+
+
+def _decode_header(text: str) -> dict[str, Any]:
+    header: dict[str, Any] = {}
+    for line in text.splitlines():
+        name, sep, raw = line.partition("=")
+        if not sep or not name:
+            raise Corrupt(f"bad header line {line!r}")
+        if raw.startswith("s"):
+            value: Any = raw[1:]
+        else:
+            try:
+                value = float(raw) if any(c in raw for c in ".en") else int(raw)
+            except ValueError:
+                raise Corrupt(f"bad header value {line!r}") from None
+        *parents, leaf = name.split(".")
+        node = header
+        for p in parents:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise Corrupt(f"header name {name!r} clashes")
+        node[leaf] = value
+    return header
+
+
+def pack(header: dict[str, Any], payload: bytes) -> bytes:
+    head = "\n".join(_encode_header(header)).encode()
+    body = MAGIC + struct.pack("<II", len(head), len(payload)) + head + payload
+    return body + hashlib.sha256(body).digest()
+
+
+class Corrupt(Exception):
+    """A cache entry failed its checks (truncated, bit-flipped, or not ours)."""
+
+
+def unpack(data: bytes) -> tuple[dict[str, Any], bytes]:
+    if len(data) < len(MAGIC) + 8 + DIGEST or not data.startswith(MAGIC):
+        raise Corrupt("too short or wrong magic")
+    body, digest = data[:-DIGEST], data[-DIGEST:]
+    if hashlib.sha256(body).digest() != digest:
+        raise Corrupt("checksum mismatch")
+    head_len, payload_len = struct.unpack_from("<II", body, len(MAGIC))
+    start = len(MAGIC) + 8
+    if start + head_len + payload_len != len(body):
+        raise Corrupt("length fields do not match the file size")
+    try:
+        text = body[start:start + head_len].decode()
+    except UnicodeDecodeError:
+        raise Corrupt("header is not UTF-8") from None
+    return _decode_header(text), body[start + head_len:]
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        log.debug("bpfjit cache: cannot read %s: %s", path, exc)
+        return None
+
+
+def _write(path: Path, data: bytes) -> bool:
+    """Atomically write ``data`` to ``path``; False (and a debug message) if that is impossible."""
+    import tempfile
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        return True
+    except OSError as exc:
+        log.debug("bpfjit cache: cannot write %s: %s", path, exc)
+        return False
+
+
+# --- the host profile -------------------------------------------------------------------------
+
+def _cpu_identity() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return platform.processor()
+    first = text.split("\n\n", 1)[0]
+    keep = []
+    for line in first.splitlines():
+        name = line.split(":", 1)[0].strip().lower()
+        if name and name not in _VOLATILE_CPUINFO:
+            keep.append(line.strip())
+    return "\n".join(keep)
+
+
+def _llvmlite_identity() -> str:
+    spec = find_spec("llvmlite")
+    if spec is None or not spec.submodule_search_locations:
+        return "llvmlite missing"
+    root = Path(list(spec.submodule_search_locations)[0])
+    parts = []
+    try:
+        parts.append((root / "_version.py").read_text())
+    except OSError:
+        pass
+    binding = root / "binding"
+    try:
+        for entry in sorted(binding.iterdir()):
+            if "llvmlite" in entry.name and entry.suffix in (".so", ".dylib", ".dll"):
+                st = entry.stat()
+                parts.append(f"{entry.name}:{st.st_size}:{st.st_mtime_ns}")
+    except OSError:
+        pass
+    return "\n".join(parts)
+
+
+_profile_lock = threading.Lock()
+_profile: dict[str, str] | None = None
+
+
+def host_profile(directory: Path | None, compute: Callable[[], dict[str, str]]) -> dict[str, str]:
+    """LLVM's view of this host (see the module docstring); ``compute`` asks LLVM itself."""
+    global _profile
+    with _profile_lock:
+        if _profile is not None:
+            return _profile
+        light = hashlib.sha256("\0".join([platform.machine(), platform.system(), _cpu_identity(),
+                                           _llvmlite_identity()]).encode()).hexdigest()
+        path = directory / f"host-{light[:32]}.profile" if directory else None
+        data = _read(path) if path else None
+        if data is not None:
+            try:
+                header, _ = unpack(data)
+                if header.get("identity") == light and isinstance(header.get("host"), dict):
+                    _profile = {str(k): str(v) for k, v in header["host"].items()}
+                    return _profile
+            except Corrupt as exc:
+                log.debug("bpfjit cache: host profile %s is corrupt (%s); rebuilding", path, exc)
+        _profile = dict(compute())
+        if path:
+            _write(path, pack({"identity": light, "host": _profile}, b""))
+        return _profile
+
+
+def forget_host_profile() -> None:
+    """Drop the in-process host profile (tests use it to simulate a new process)."""
+    global _profile
+    with _profile_lock:
+        _profile = None
+
+
+def entry_key(program_bytes: bytes, layout_fields: dict[str, Any], backend: str,
+              host: dict[str, str], bpfjit_version: str) -> str:
+    """SHA-256 (hex) of everything that can change the machine code."""
+    text = "\n".join(_encode_header({
+        "program": hashlib.sha256(program_bytes).hexdigest(), "layout": layout_fields,
+        "backend": backend, "format": CODE_FORMAT, "bpfjit": bpfjit_version, "host": host}))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# --- the caches -------------------------------------------------------------------------------
+
+class CodeCache:
+    """In-memory LRU of loaded code objects plus the on-disk store of their bytes."""
+
+    def __init__(self, directory: Path | None = None, entries: int = MEMORY_ENTRIES):
+        self.directory = directory
+        self.entries = entries
+        self._memory: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self.stats = {"memory_hits": 0, "disk_hits": 0, "misses": 0, "corrupt": 0,
+                      "write_failures": 0}
+
+    # memory
+    def recall(self, key: str) -> Any | None:
+        with self._lock:
+            found = self._memory.get(key)
+            if found is not None:
+                self._memory.move_to_end(key)
+                self.stats["memory_hits"] += 1
+            return found
+
+    def remember(self, key: str, value: Any) -> None:
+        with self._lock:
+            self._memory[key] = value
+            self._memory.move_to_end(key)
+            while len(self._memory) > self.entries:
+                self._memory.popitem(last=False)
+
+    def clear_memory(self) -> None:
+        with self._lock:
+            self._memory.clear()
+
+    # disk
+    def path(self, key: str) -> Path | None:
+        return self.directory / f"llvm-{key}.bin" if self.directory else None
+
+    def load(self, key: str) -> tuple[dict[str, Any], bytes] | None:
+        """The header and payload stored under ``key``; None if absent or corrupt."""
+        path = self.path(key)
+        data = _read(path) if path else None
+        if data is None:
+            self.stats["misses"] += 1
+            return None
+        try:
+            header, payload = unpack(data)
+            if header.get("key") != key:
+                raise Corrupt("entry belongs to another key")
+        except Corrupt as exc:
+            self.stats["corrupt"] += 1
+            log.debug("bpfjit cache: %s is corrupt (%s); recompiling", path, exc)
+            return None
+        self.stats["disk_hits"] += 1
+        return header, payload
+
+    def store(self, key: str, header: dict[str, Any], payload: bytes) -> bool:
+        path = self.path(key)
+        if path is None:
+            return False
+        ok = _write(path, pack(dict(header, key=key), payload))
+        if not ok:
+            self.stats["write_failures"] += 1
+        return ok
