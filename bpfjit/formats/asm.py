@@ -187,7 +187,11 @@ class _Assembler:
             return
         m = _MNEMONIC.fullmatch(rest)
         if not m:
-            raise self.error(f"expected an instruction, not {_show(rest)}")
+            hint = ""
+            if rest[0].isdigit():
+                hint = (" (numbers only? bpfjit reads C arrays as tcpdump -dd and bpf_asm -c "
+                        "print them, not tcpdump -ddd or bpf_asm's default output)")
+            raise self.error(f"expected an instruction, not {_show(rest)}{hint}")
         mnemonic, operands = m.group(1).lower(), m.group(2).strip()
         if mnemonic not in MNEMONICS:
             close = difflib.get_close_matches(mnemonic, MNEMONICS, n=1)

@@ -207,6 +207,8 @@ class _Listing:
         if self.names and self.states[i][0] == "arch" \
                 and op.bpf_op(ins.code) == op.BPF_JEQ and k in symbols.AUDIT_ARCH_NAMES:
             return symbols.AUDIT_ARCH_NAMES[k]
+        if self.names and self.states[i][0] == "nr" and k < 0x10000:
+            return str(k)   # syscall numbers in decimal, as the kernel's tables write them
         return _num(k, op.bpf_op(ins.code) == op.BPF_JSET)
 
     def action(self, k: int) -> str:
@@ -264,6 +266,9 @@ class _Listing:
             if comment:
                 body = f"{body:<{_COMMENT_COLUMN + len(prefix) + width}}  ; {comment}"
             out.append(body.rstrip())
+            code = self.program[i].code
+            if i + 1 < self.n and (code == _JA or op.bpf_class(code) == op.BPF_RET):
+                out.append("")   # control never falls through: end of a block
         return "\n".join(out) + "\n"
 
 

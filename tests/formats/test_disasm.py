@@ -32,9 +32,11 @@ def test_small_program_reads_as_expected():
         "     ld   [arch]\n"
         "     jeq  #AUDIT_ARCH_X86_64, L3\n"
         "     ret  KILL_PROCESS\n"
+        "\n"
         "L3:  ld   [nr]\n"
         "     jeq  #257, L6                       ; openat\n"
         "     ret  ERRNO(1)                       ; EPERM\n"
+        "\n"
         "L6:  ret  ALLOW\n")
 
 
@@ -44,6 +46,7 @@ def test_numbered_and_plain():
     assert text == ("/* 0 */      ld   [0]\n"
                     "/* 1 */      jeq  #59, L3\n"
                     "/* 2 */      ret  #0x7fff0000\n"
+                    "\n"
                     "/* 3 */ L3:  ret  #0\n")
 
 
