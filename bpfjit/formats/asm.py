@@ -113,6 +113,7 @@ class _Assembler:
         self.items: list[_Item] = []
         self.labels: dict[str, tuple[int, int]] = {}     # name -> (index, line)
         self.pending: list[tuple[str, int]] = []          # labels waiting for an instruction
+        self.label_lines: dict[str, int] = {}             # every label seen -> its line
         self.line = 0
         self.text = ""
 
@@ -197,17 +198,19 @@ class _Assembler:
             close = difflib.get_close_matches(mnemonic, MNEMONICS, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise self.error(f"unknown mnemonic {_show(m.group(1))} in {_show(rest)}{hint}")
-        item = self.instruction(mnemonic, operands)
+        self.emit(self.instruction(mnemonic, operands))
+
+    def emit(self, item: _Item) -> None:
         self.items.append(item)
         for name, line_of in self.pending:
             self.labels[name] = (len(self.items) - 1, line_of)
         self.pending.clear()
 
     def label(self, name: str) -> None:
-        if name in self.labels or any(name == p for p, _ in self.pending):
-            first = self.labels[name][1] if name in self.labels else \
-                next(ln for p, ln in self.pending if p == name)
-            raise self.error(f"label '{name}' defined twice (first at line {first})")
+        if name in self.label_lines:
+            raise self.error(f"label '{name}' defined twice (first at line "
+                             f"{self.label_lines[name]})")
+        self.label_lines[name] = self.line
         self.pending.append((name, self.line))
 
     def directive(self, text: str) -> None:
@@ -226,10 +229,7 @@ class _Assembler:
             jt = self.number(parts[1], "jt", 0xFF, signed=False)
             jf = self.number(parts[2], "jf", 0xFF, signed=False)
             k = self.number(parts[3], "k")
-            self.items.append(_Item(self.line, text, code, k, jt, jf))
-            for label, line_of in self.pending:
-                self.labels[label] = (len(self.items) - 1, line_of)
-            self.pending.clear()
+            self.emit(_Item(self.line, text, code, k, jt, jf))
         else:
             raise self.error(f"unknown directive {_show(name)} (known: .arch, .insn)")
 
