@@ -190,8 +190,12 @@ def _alu(i: int, a: int, b: int) -> int | None:
     if i == 3:
         return None if b == 0 else a // b
     if i in (6, 7):
-        b &= 31
-    return (a + b, a - b, a * b, 0, a | b, a & b, a << b, a >> b, a ^ b)[i] & U32
+        return (a << (b & 31) if i == 6 else a >> (b & 31)) & U32
+    return _ALU_PY[i](a, b) & U32
+
+
+_ALU_PY = (int.__add__, int.__sub__, int.__mul__, None, int.__or__, int.__and__, None, None,
+           int.__xor__)
 
 
 def verdict_walk(ins: np.ndarray, kk: np.ndarray, arch: int) -> list[tuple[int, int, tuple]]:
@@ -224,6 +228,9 @@ def verdict_walk(ins: np.ndarray, kk: np.ndarray, arch: int) -> list[tuple[int, 
                 continue
             elif op in _K_JUMPS or op in (OP_JEQ_X, OP_JGT_X, OP_JGE_X, OP_JSET_X):
                 b = k if op in _K_JUMPS else x
+                if t == f_of[pc]:
+                    pc = t
+                    continue
                 if a is not None and b is not None:
                     jt, jf = _branch(op, True, False, b, [(a, a)])
                     pc = t if jt else f_of[pc]
@@ -322,6 +329,9 @@ def dispatch_walk(ins: np.ndarray, kk: np.ndarray, root: int, budget: list) -> l
             if op not in _K_JUMPS:
                 leaves.append((s, pc))
                 break
+            if ins[pc, 1] == ins[pc, 2]:
+                pc = int(ins[pc, 1])
+                continue
             try:
                 jt, jf = _branch(op, True, False, int(kk[pc]), s)
             except _TooMany:
