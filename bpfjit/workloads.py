@@ -327,7 +327,11 @@ def corpus_filter(spec: str) -> tuple[list[Program], str]:
     """(programs oldest first, native arch) for a corpus name, a stack name or a file path.
 
     A stack name (``systemd-nspawn-252``) is the prefix of corpus files whose
-    provenance JSON has a ``stack`` entry; its ``index`` 0 is the newest filter.
+    provenance JSON has a ``stack`` entry. Its ``index`` is the
+    PTRACE_SECCOMP_GET_FILTER number, and the kernel's ``get_nth_filter``
+    numbers from the first installed filter: index 0 is the OLDEST (measured
+    here, see :mod:`bpfjit.formats.live`; the JSON's ``index_order`` text
+    says the opposite and is wrong).
     A path is one filter file (raw, asm, C or hex), native arch x86_64 unless
     a ``.json`` beside it says otherwise.
     """
@@ -352,7 +356,7 @@ def corpus_filter(spec: str) -> tuple[list[Program], str]:
         known = sorted(p.stem for p in root.glob("*.bpf"))
         raise FileNotFoundError(f"filter {spec!r} is neither a corpus filter nor a stack in "
                                 f"{root}; known: {', '.join(known)}")
-    members.sort(reverse=True)                                  # oldest (highest index) first
+    members.sort()                                              # index 0 = oldest: first
     programs = [load(p.with_suffix(".bpf")) for _, p in members]
     meta = json.loads(members[0][1].read_text())
     return programs, meta.get("native_arch") or "x86_64"

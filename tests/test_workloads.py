@@ -113,8 +113,9 @@ def test_corpus_filters_and_the_nspawn_stack():
         programs, arch = workloads.corpus_filter(name)
         assert programs and arch == "x86_64"
     programs, arch = workloads.corpus_filter("systemd-nspawn-252")
-    # oldest first: the highest stack.index (4) first, index 0 (newest) last
-    assert [len(p) for p in programs] == [16, 11, 470, 455, 566]
+    # oldest first = PTRACE_SECCOMP_GET_FILTER index 0 first (systemd installs the
+    # x86, x32, x86_64 allow-lists, then the audit-netlink filters)
+    assert [len(p) for p in programs] == [566, 455, 470, 11, 16]
     stack = workloads.compile_subject(programs, "reference", arch)
     assert isinstance(stack, bpfjit.Stack) and len(stack) == 5
     with pytest.raises(FileNotFoundError, match="neither a corpus filter nor a stack"):
