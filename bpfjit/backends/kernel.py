@@ -22,6 +22,11 @@ so that no system call of the child ever really executes:
 - every ``ret a`` becomes ``ja`` to a tail returning
   ``ERRNO(2048 + ((A >> s) & 0x7ff))``; inputs that reach it run again with
   s = 11 and s = 22 to recover all 32 bits (ERRNO data is capped at 4095);
+- every ``div x`` is preceded by a test of X == 0 (through a scratch cell the
+  program does not use) jumping to ``ret ERRNO(id of 0)``: the kernel makes
+  the program return 0 there, and a 0 (KILL_THREAD) would kill the child;
+  jumps are relocated, and a conditional jump pushed past 255 instructions
+  becomes ``jxx 0, 1; ja T; ja F``;
 - ``ld [4]`` (arch) and ``ld [8]``/``ld [12]`` (instruction_pointer) become
   ``ld #value`` of the wanted input, so any arch and ip can be evaluated:
   inputs are grouped by the (arch, ip) words the program reads, one child
@@ -37,11 +42,13 @@ x86_64 host). Exceptions, handled so the result is still the kernel's: on
 x86_64 Linux >= 6.11 the system calls 335 (uretprobe) and 336 (uprobe) never
 reach seccomp filters, so inputs with those nr are issued as nr 39 (getpid)
 and the program's ``ld [0]`` is substituted by ``ld #335``/``#336``.
-What it cannot do: big-endian layouts (BackendUnavailable), programs whose
-rewritten form exceeds 4096 instructions (more than 4090 instructions, 4086
-with ``ret a``) or with more than 2047 distinct ``ret #k`` constants
-(BackendUnavailable), other hosts than x86_64 Linux, and processes that are
-already under seccomp (their filters would take part in every result).
+What it cannot do (BackendUnavailable): big-endian layouts; programs whose
+rewritten form exceeds 4096 instructions (6 for the guard, 4 for a ``ret a``
+tail, 4 more per ``div x``, 2 per relocated far jump, 1 for the div-by-zero
+return); more than 2047 distinct return constants; ``div x`` in a program
+that uses all 16 scratch cells. Not at all: hosts other than x86_64 Linux,
+and processes already under seccomp (their filters would take part in every
+result).
 
 Stacks: ``bpfjit.Stack(programs, backend="kernel")`` runs each filter with the
 kernel separately and combines the values with the kernel's rule
@@ -77,7 +84,6 @@ STAND_IN_NR = 39
 RET_A_BASE = 2048
 CHUNK_BITS = 11
 SHIFTS = (0, 11, 22)
-PROLOGUE_LEN = 6
 #: children installing programs at the same time in kernel_accepts_many. 1: a child that
 #: has reported spins (it may make no system call) until killed, and measured on a 2-CPU
 #: machine, 2 or 4 concurrent children starve the polling parent (10x slower, not faster)
@@ -276,65 +282,139 @@ def kernel_stack_installs(programs: Sequence["bytes | Program"]) -> tuple[int, i
 
 # --------------------------------------------------------------------------- evaluation
 
-class _Rewrite:
-    """A checked program prepared for the kernel: body template, ids, substitution slots."""
+_TAIL, _ZERO = -1, -2          # labels of the ``ret a`` tail and of the div-by-zero return
 
-    def __init__(self, program: CheckedProgram):
-        body = np.array([tuple(i) for i in program], dtype=_SOCK_FILTER)
-        n = len(body)
-        codes, ks = body["code"].astype(np.int64), body["k"].astype(np.int64)
-        rets = sorted({int(k) for c, k in zip(codes, ks) if c == _RET_K})
+
+class _Rewrite:
+    """A checked program laid out for the kernel once; :meth:`build` patches in one group's values.
+
+    Instructions keep their order; jumps are relocated by label because
+    ``div x`` grows (the kernel returns 0 from the program when X is 0, and
+    a 0 would kill the child, so ``st M[f]; txa; jeq #0, ZERO; ld M[f];
+    div x`` tests X first, using a scratch cell the program never touches).
+    A conditional jump pushed beyond 255 becomes ``jxx 0, 1; ja T; ja F``.
+    """
+
+    def __init__(self, program: CheckedProgram, site: int):
+        insns = list(program)
+        div_x = op.BPF_ALU | op.BPF_DIV | op.BPF_X
+        rets = {i.k for i in insns if i.code == _RET_K}
+        has_div_x = any(i.code == div_x for i in insns)
+        if has_div_x:
+            rets.add(0)
         if len(rets) >= RET_A_BASE:
-            raise BackendUnavailable(f"the program has {len(rets)} distinct 'ret #k' values; "
+            raise BackendUnavailable(f"the program has {len(rets)} distinct return constants; "
                                      f"the kernel backend can tell apart {RET_A_BASE - 1}")
-        self.has_ret_a = bool(np.any(codes == _RET_A))
-        tail = 4 if self.has_ret_a else 0
-        if PROLOGUE_LEN + n + tail > op.BPF_MAXINSNS:
+        self.values = np.array([0] + sorted(rets), dtype=np.uint64)   # id -> retval
+        ids = {k: i + 1 for i, k in enumerate(sorted(rets))}
+        cells = {i.k for i in insns if i.code in (op.BPF_LD | op.BPF_MEM, op.BPF_LDX | op.BPF_MEM,
+                                                   op.BPF_ST, op.BPF_STX)}
+        free = sorted(set(range(op.BPF_MEMWORDS)) - cells)
+        if has_div_x and not free:
+            raise BackendUnavailable("the program uses 'div x' and all 16 scratch cells; the "
+                                     "kernel backend needs one cell to test X == 0")
+        self.has_ret_a = any(i.code == _RET_A for i in insns)
+        lo, hi = site & 0xFFFFFFFF, site >> 32
+        jeq = op.BPF_JMP | op.BPF_JEQ | op.BPF_K
+        units: list = [(_LD_ABS, 8), (jeq, lo, None, "allow"), (_LD_ABS, 12),
+                       (jeq, hi, "body", "allow"), "allow", (_RET_K, SECCOMP_RET_ALLOW),
+                       "body", (_LD_IMM, 0)]
+        tags = {4: "arch", 8: "ip_lo", 12: "ip_hi"}
+        for pc, insn in enumerate(insns):
+            units.append(pc)
+            code, k = insn.code, insn.k
+            if code == _RET_K:
+                units.append((_RET_K, SECCOMP_RET_ERRNO | ids[k]))
+            elif code == _RET_A:
+                units.append((_JA, 0, _TAIL))
+            elif code == _LD_ABS and k in tags:
+                units.append((_LD_IMM, 0, None, None, tags[k]))
+            elif code == _LD_ABS and k == 0:
+                units.append((_LD_ABS, 0, None, None, "nr"))
+            elif code == div_x:
+                units += [(op.BPF_ST, free[0]), (op.BPF_MISC | op.BPF_TXA, 0),
+                          (jeq, 0, _ZERO, None), (op.BPF_LD | op.BPF_MEM, free[0]), (div_x, 0)]
+            elif code == _JA:
+                units.append((_JA, 0, pc + 1 + k))
+            elif code in op.CONDITIONAL_JUMPS:
+                units.append((code, k, pc + 1 + insn.jt, pc + 1 + insn.jf))
+            else:
+                units.append((code, k))
+        if self.has_ret_a:
+            units += [_TAIL, (op.BPF_ALU | op.BPF_RSH | op.BPF_K, 0, None, None, "shift"),
+                      (op.BPF_ALU | op.BPF_AND | op.BPF_K, (1 << CHUNK_BITS) - 1),
+                      (op.BPF_ALU | op.BPF_OR | op.BPF_K, SECCOMP_RET_ERRNO | RET_A_BASE),
+                      (_RET_A, 0)]
+        if has_div_x:
+            units += [_ZERO, (_RET_K, SECCOMP_RET_ERRNO | ids[0])]
+        self.template, self.slots = _lay_out(units)
+        if len(self.template) > op.BPF_MAXINSNS:
             raise BackendUnavailable(
-                f"the program has {n} instructions; rewritten for the kernel backend it would "
-                f"have {PROLOGUE_LEN + n + tail}, more than the kernel's {op.BPF_MAXINSNS}")
-        self.values = np.array([0] + rets, dtype=np.uint64)        # id -> ret constant
-        ids = {k: i + 1 for i, k in enumerate(rets)}
-        for pc in np.nonzero(codes == _RET_K)[0]:
-            body[pc]["k"] = SECCOMP_RET_ERRNO | ids[int(ks[pc])]
-        for pc in np.nonzero(codes == _RET_A)[0]:
-            body[pc] = (_JA, 0, 0, n - 1 - pc)                       # to the tail at n
-        loads = codes == _LD_ABS
-        self.slots = {off: np.nonzero(loads & (ks == off))[0] for off in (0, 4, 8, 12)}
-        for off, where in self.slots.items():
-            if off and len(where):
-                body["code"][where] = _LD_IMM
-        self.body = body
-        self.n = n
+                f"the program has {len(insns)} instructions; rewritten for the kernel backend it "
+                f"would have {len(self.template)}, more than the kernel's {op.BPF_MAXINSNS}")
 
     def reads(self, offset: int) -> bool:
-        return len(self.slots[offset]) > 0
+        return len(self.slots[{0: "nr", 4: "arch", 8: "ip_lo", 12: "ip_hi"}[offset]]) > 0
 
-    def build(self, site: int, arch: int, ip: int, nr: int | None, shift: int) -> bytes:
-        lo, hi = site & 0xFFFFFFFF, site >> 32
-        prologue = np.array([
-            (_LD_ABS, 0, 0, 8),
-            (op.BPF_JMP | op.BPF_JEQ | op.BPF_K, 0, 2, lo),
-            (_LD_ABS, 0, 0, 12),
-            (op.BPF_JMP | op.BPF_JEQ | op.BPF_K, 1, 0, hi),
-            (_RET_K, 0, 0, SECCOMP_RET_ALLOW),
-            (_LD_IMM, 0, 0, 0),
-        ], dtype=_SOCK_FILTER)
-        body = self.body.copy()
-        body["k"][self.slots[4]] = arch
-        body["k"][self.slots[8]] = ip & 0xFFFFFFFF
-        body["k"][self.slots[12]] = ip >> 32
+    def build(self, arch: int, ip: int, nr: int | None, shift: int) -> bytes:
+        prog = self.template.copy()
+        k = prog["k"]
+        k[self.slots["arch"]] = arch
+        k[self.slots["ip_lo"]] = ip & 0xFFFFFFFF
+        k[self.slots["ip_hi"]] = ip >> 32
+        k[self.slots["shift"]] = shift
         if nr is not None:
-            body["code"][self.slots[0]] = _LD_IMM
-            body["k"][self.slots[0]] = nr & 0xFFFFFFFF
-        parts = [prologue, body]
-        if self.has_ret_a:
-            tail = [(op.BPF_ALU | op.BPF_RSH | op.BPF_K, 0, 0, shift)] if shift else []
-            tail += [(op.BPF_ALU | op.BPF_AND | op.BPF_K, 0, 0, (1 << CHUNK_BITS) - 1),
-                     (op.BPF_ALU | op.BPF_OR | op.BPF_K, 0, 0, SECCOMP_RET_ERRNO | RET_A_BASE),
-                     (_RET_A, 0, 0, 0)]
-            parts.append(np.array(tail, dtype=_SOCK_FILTER))
-        return np.concatenate(parts).tobytes()
+            prog["code"][self.slots["nr"]] = _LD_IMM
+            k[self.slots["nr"]] = nr & 0xFFFFFFFF
+        return prog.tobytes()
+
+
+def _lay_out(units: list) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Labels and ``(code, k[, jt_label, jf_label[, tag]])`` units -> sock_filter array, tag slots.
+
+    For ``ja`` the third field is the target. A label of None means the next
+    instruction. Jumps only go forward, so one backward pass sizes everything.
+    """
+    n = len(units)
+    where = {u: i for i, u in enumerate(units) if not isinstance(u, tuple)}
+    end = [0] * (n + 1)
+    far = [False] * n
+    for i in range(n - 1, -1, -1):
+        u = units[i]
+        size = 0
+        if isinstance(u, tuple):
+            size = 1
+            if u[0] in op.CONDITIONAL_JUMPS:
+                for label in u[2:4]:
+                    if label is not None and end[i + 1] - end[where[label]] > 255:
+                        far[i] = True
+                        size = 3
+        end[i] = end[i + 1] + size
+    total = end[0]
+    out = np.zeros(total, dtype=_SOCK_FILTER)
+    slots: dict[str, list[int]] = {t: [] for t in ("nr", "arch", "ip_lo", "ip_hi", "shift")}
+
+    def dist(label, src: int, default: int = 0) -> int:
+        return default if label is None else (total - end[where[label]]) - src - 1
+
+    for i, u in enumerate(units):
+        if not isinstance(u, tuple):
+            continue
+        at = total - end[i]
+        code, k = u[0], u[1]
+        if code == _JA:
+            out[at] = (_JA, 0, 0, dist(u[2], at))
+        elif code in op.CONDITIONAL_JUMPS and far[i]:
+            out[at] = (code, 0, 1, k)
+            out[at + 1] = (_JA, 0, 0, dist(u[2], at + 1, 1))
+            out[at + 2] = (_JA, 0, 0, dist(u[3], at + 2, 0))
+        elif code in op.CONDITIONAL_JUMPS:
+            out[at] = (code, dist(u[2], at), dist(u[3], at), k)
+        else:
+            out[at] = (code, 0, 0, k)
+            if len(u) == 5:
+                slots[u[4]].append(at)
+    return out, {t: np.array(v, dtype=np.int64) for t, v in slots.items()}
 
 
 class KernelEvaluator:
@@ -345,11 +425,11 @@ class KernelEvaluator:
     def __init__(self, program: CheckedProgram, layout: Layout):
         self.program = program
         self.layout = layout
-        self._rw = _Rewrite(program)
         self._site = int(kernel_child.library().bpfjit_site_address())
+        self._rw = _Rewrite(program, self._site)
 
     def describe(self) -> dict[str, str]:
-        sample = Program.from_bytes(self._rw.build(self._site, self.layout.audit_arch, 0, None, 0))
+        sample = Program.from_bytes(self._rw.build(self.layout.audit_arch, 0, None, 0))
         return {"rewritten": "\n".join(f"{i:4d}: {insn!r}" for i, insn in enumerate(sample)),
                 "site": f"{self._site:#x}"}
 
@@ -377,8 +457,7 @@ class KernelEvaluator:
         args = records["args"]
         for g, (arch, ip_lo, ip_hi, bnr) in enumerate(groups.tolist()):
             idx = order[bounds[g]:bounds[g + 1]]
-            prog = rw.build(self._site, arch, (ip_hi << 32) | ip_lo,
-                            None if bnr < 0 else bnr, shift)
+            prog = rw.build(arch, (ip_hi << 32) | ip_lo, None if bnr < 0 else bnr, shift)
             raw, error, _, _ = _run([prog], issued[idx], args[idx])
             if error:
                 raise KernelOracleError(f"the kernel refused the rewritten program "

@@ -8,10 +8,12 @@ constant of the program, edge values (0, all ones, the sign bits
 0x80000000/0x7fffffff), and random bits. Words are placed per the layout, so
 a constant compared with ``args[1].hi`` lands in the high half of
 ``args[1]`` on little- and big-endian layouts alike. ``arch`` favours the
-program's own AUDIT_ARCH constants and the layout's; ``instruction_pointer``
-is random but drawn from a small pool per call (plus the program's ip
-constants), which keeps kernel-backend runs cheap (one child per distinct
-(arch, ip)).
+program's own AUDIT_ARCH constants and the layout's. 40% of the records are
+"on target": each of their words is one of the exact constants compared with
+it, so conjunctions (arch and nr and two arguments) are met too.
+``instruction_pointer`` is random but drawn from a small pool per call (plus
+the program's ip constants), which keeps kernel-backend runs cheap (one child
+per distinct (arch, ip)).
 """
 from __future__ import annotations
 
@@ -106,8 +108,12 @@ def inputs_for(program: Program, rng: random.Random, n: int, *,
     general = np.array(_near(consts) + list(EDGES), dtype=np.uint64)
     seen = np.zeros((n, 16), dtype=np.uint64)         # the words ld [4*i] sees
     arches = np.array(sorted({x.audit_arch for x in LAYOUTS.values()}), dtype=np.uint64)
+    # "on target" records take, in every word, one of the exact constants compared with it:
+    # filters test conjunctions (arch and nr and args...), which independent draws rarely meet
+    on_target = gen.random(n) < 0.4
     for w in range(16):
-        targeted = _near(per_word.get(4 * w, set()))
+        exact = sorted(per_word.get(4 * w, set()))
+        targeted = _near(set(exact))
         pick = gen.random(n)
         col = gen.integers(0, 1 << 32, n, dtype=np.uint64)                      # random bits
         col = np.where(pick < 0.9, general[gen.integers(0, len(general), n)], col)
@@ -121,6 +127,10 @@ def inputs_for(program: Program, rng: random.Random, n: int, *,
             col = np.where(pick < 0.55, cand[gen.integers(0, len(cand), n)], col)
         if w == 1:
             col = np.where(pick < 0.3, np.uint64(lay.audit_arch), col)
+        if exact:
+            cand = np.array(exact, dtype=np.uint64)
+            hit = on_target & (gen.random(n) < 0.9)
+            col = np.where(hit, cand[gen.integers(0, len(cand), n)], col)
         seen[:, w] = col
     # instruction_pointer: a small random pool, plus the program's ip constants
     ip_words = (lay.word_offset("ip", 0, "lo"), lay.word_offset("ip", 0, "hi"))
