@@ -39,6 +39,8 @@ U32 = 0xFFFFFFFF
 MAX_WINDOW = 4096
 #: tested numbers closer than this share a window
 CLUSTER_GAP = 256
+#: tested numbers below this (ordinary syscall numbers) share one window starting at 0
+LOW_NUMBERS = 1024
 #: numbers past the largest tested one that a window still covers
 WINDOW_MARGIN = 64
 #: at most this many windows per arch and arch values per table
@@ -188,14 +190,18 @@ def _writes_a(code: int) -> bool:
 def windows_for(numbers: set[int]) -> list[tuple[int, int]]:
     """(base, size) windows covering clusters of tested nr words, largest clusters first.
 
-    Numbers closer than ``CLUSTER_GAP`` share a window; a window starts at a
-    multiple of ``WINDOW_MARGIN`` and runs ``WINDOW_MARGIN`` or more past its
-    largest number (so numbers just above the highest syscall tested are
-    covered too), never overlapping the next window.
+    Numbers below ``LOW_NUMBERS`` share one window that starts at 0 (syscall
+    numbers are small, and a filter that tests only ``jge #400`` still decides
+    every number below it); other numbers closer than ``CLUSTER_GAP`` share a
+    window. A window starts at a multiple of ``WINDOW_MARGIN`` and runs
+    ``WINDOW_MARGIN`` or more past its largest number (so numbers just above the
+    highest syscall tested are covered too), never overlapping the next one.
     """
     groups: list[list[int]] = []
     for k in sorted(numbers):
-        if (groups and k - groups[-1][-1] <= CLUSTER_GAP
+        if not groups and k < LOW_NUMBERS:
+            groups.append([0, k] if k else [0])
+        elif (groups and (k - groups[-1][-1] <= CLUSTER_GAP or k < LOW_NUMBERS)
                 and k - groups[-1][0] < MAX_WINDOW - 2 * WINDOW_MARGIN):
             groups[-1].append(k)
         else:
