@@ -183,6 +183,17 @@ def test_edge_case(what, insns, expected):
         assert info.value.errno == errno.errorcode[expected]
 
 
+def test_the_checker_table_agrees_with_the_kernel():
+    """tests/test_check.py's hand-made table, accept/reject side, asked of the kernel."""
+    import test_check
+    rows = [(w, insns, True) for w, insns, _, _ in test_check.REFUSED] + \
+        [(w, insns, False) for w, insns in test_check.ACCEPTED]
+    verdicts = kernel_accepts_many([Program(insns).to_bytes() for _, insns, _ in rows])
+    wrong = [(w, errno.errorcode.get(v, v)) for (w, _, refused), v in zip(rows, verdicts)
+             if (v != 0) != refused or (refused and v != errno.EINVAL)]
+    assert not wrong
+
+
 def test_kernel_accepts_takes_bytes_and_programs_and_refuses_bad_input():
     prog = Program([_ret()])
     assert kernel_accepts(prog) == 0
