@@ -227,6 +227,8 @@ def render_plot(cells: list[Cell], info: dict, path: str) -> None:
             ax.axhline(max(stream_rate) / 1e6, color="k", linestyle="--", linewidth=1,
                        label="memory streaming")
         ax.set_yscale("log")
+        low, high = ax.get_ylim()
+        ax.set_ylim(low, high * 4)                          # room for the bar labels
         ax.set_ylabel("M records/s (log)")
         ax.set_title(f"record mix: {mix}")
         ax.set_xticks(x)
