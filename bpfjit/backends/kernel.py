@@ -280,6 +280,39 @@ def kernel_stack_installs(programs: Sequence["bytes | Program"]) -> tuple[int, i
     return error, installed
 
 
+#: system calls kernel_syscalls may let run for real: the child shares our memory, so only
+#: calls that change nothing (getpid, getppid, getuid, gettid)
+HARMLESS_NRS = frozenset({39, 110, 102, 186})
+
+
+def site_address() -> int:
+    """The instruction_pointer seccomp sees for system calls issued by :func:`kernel_syscalls`."""
+    return int(kernel_child.library().bpfjit_site_address())
+
+
+def kernel_syscalls(filters: Sequence["bytes | Program"], nrs: Sequence[int],
+                    args: "np.ndarray | None" = None) -> tuple[np.ndarray, int]:
+    """Install ``filters`` (oldest first) in one child, then issue each system call in ``nrs``.
+
+    Returns (the raw return value of each call, 0 or the errno of a refused
+    install). The calls come from :func:`site_address`; a filter that allows
+    one really runs it in a task sharing our memory, so only the harmless
+    calls in HARMLESS_NRS are accepted. For observing the kernel's own
+    treatment of return values (precedence, ERRNO capping), not programs.
+    """
+    _require()
+    bad = sorted({int(n) for n in nrs} - HARMLESS_NRS)
+    if bad:
+        raise ValueError(f"kernel_syscalls issues only harmless system calls "
+                         f"({sorted(HARMLESS_NRS)}), not {bad}")
+    data = [_as_bytes(p, f"filters[{i}]") for i, p in enumerate(filters)]
+    nr_arr = np.asarray(nrs, dtype=np.int32)
+    arg_arr = np.zeros((len(nr_arr), 6), dtype=np.uint64) if args is None else \
+        np.ascontiguousarray(args, dtype=np.uint64).reshape(len(nr_arr), 6)
+    raw, error, _, _ = _run(data, nr_arr, arg_arr)
+    return raw, error
+
+
 # --------------------------------------------------------------------------- evaluation
 
 _TAIL, _ZERO = -1, -2          # labels of the ``ret a`` tail and of the div-by-zero return

@@ -55,8 +55,13 @@ def _parity(items: list[tuple[str, bytes]]) -> tuple[Counter, list]:
 
 
 @pytest.mark.slow
-def test_checker_agrees_with_the_kernel_on_a_million_programs():
-    """The long run (BPFJIT_PARITY_SLOW_COUNT, default 1,000,000), in chunks of 10,000."""
+def test_checker_agrees_with_the_kernel_on_a_million_programs(request):
+    """The long run (BPFJIT_PARITY_SLOW_COUNT, default 1,000,000), in chunks of 10,000.
+
+    Run it with ``python -m pytest -m slow tests/kernel/test_checker_parity.py -s``.
+    """
+    if "slow" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("the 1,000,000-program run; select it with -m slow")
     total = int(os.environ.get("BPFJIT_PARITY_SLOW_COUNT", "1000000"))
     stream = program_stream(1_000_003)
     counts: Counter = Counter()
@@ -69,6 +74,8 @@ def test_checker_agrees_with_the_kernel_on_a_million_programs():
         counts.update(c)
         mismatches += m
         done += len(chunk)
+        print(f"  {done} programs, {len(mismatches)} disagreements, "
+              f"{time.perf_counter() - start:.0f} s", flush=True)
     elapsed = time.perf_counter() - start
     print(f"\nchecker vs kernel on {done} programs in {elapsed:.0f} s:")
     for key, n in sorted(counts.items()):

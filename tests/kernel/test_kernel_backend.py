@@ -208,6 +208,42 @@ def test_filter_evaluate_and_stack_with_the_kernel_backend():
     assert ks.tolist() == rs.tolist()
 
 
+def _guarded(action: int) -> bytes:
+    """Returns ``action`` for calls from the designated site, ALLOW for the child's others."""
+    site = kb.site_address()
+    return Program([
+        I(op.BPF_LD | op.BPF_W | op.BPF_ABS, 8), I(op.BPF_JMP | op.BPF_JEQ, site & 0xFFFFFFFF, 0, 3),
+        I(op.BPF_LD | op.BPF_W | op.BPF_ABS, 12), I(op.BPF_JMP | op.BPF_JEQ, site >> 32, 0, 1),
+        I(op.BPF_RET | op.BPF_K, action), I(op.BPF_RET | op.BPF_K, ALLOW),
+    ]).to_bytes()
+
+
+def test_stacked_precedence_in_the_kernel_matches_stack_retval():
+    """The kernel's own choice among stacked filters, for every observable pair of actions."""
+    import errno
+    import os
+    from bpfjit.seccomp.actions import stack_retval
+    observable = [0x00050001, 0x00050002, 0x00050000, 0x00051388, 0x7FF00005, 0x7FC00000,
+                  0x7FFC0000, ALLOW, 0x7FFF0009]
+    getppid = 110
+
+    def seen(retval: int) -> int:      # what the call returns when the stack returns retval
+        action, data = retval & 0xFFFF0000, retval & 0xFFFF
+        if action == 0x00050000:
+            return -min(data, 4095)
+        if action in (0x7FF00000, 0x7FC00000):  # TRACE / USER_NOTIF with nobody listening
+            return -errno.ENOSYS
+        return os.getpid()                # LOG / ALLOW: getppid really runs: we are the parent
+
+    for older in observable:
+        for newer in observable:
+            raw, err = kb.kernel_syscalls([_guarded(older), _guarded(newer)], [getppid])
+            assert err == 0
+            assert raw[0] == seen(stack_retval([older, newer])), (hex(older), hex(newer))
+    with pytest.raises(ValueError, match="harmless"):
+        kb.kernel_syscalls([_guarded(ALLOW)], [11])     # munmap: never
+
+
 def test_what_the_kernel_backend_cannot_do():
     small = Program([I(op.BPF_RET | op.BPF_K, ALLOW)])
     with pytest.raises(BackendUnavailable, match="big-endian"):
