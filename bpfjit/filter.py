@@ -4,15 +4,20 @@ This is the only place that validates evaluation inputs, resolves syscall and
 arch names, splits batches across threads and picks the ``auto`` backend;
 backends only fill arrays (see :mod:`bpfjit.backends.base`).
 
-Single calls are the hot path of interactive use, so ``evaluate(nr)`` with the
+Single calls are the hot path of interactive use. ``evaluate(nr)`` with the
 default arch and no arguments goes straight to the evaluator's optional
 ``evaluate_nr(nr)`` hook (for ``backend="llvm"`` a ctypes call into native
-code), and everything else pays only for the normalisation it needs.
+code); with arguments, the record is packed by ``struct`` (which range-checks
+every field at C speed) and handed to the optional ``evaluate_packed(bytes)``
+hook; syscall and arch names are resolved once per Filter. Anything unusual
+(negative arguments, numpy integers, bad values) takes the general path, which
+normalises or explains.
 """
 from __future__ import annotations
 
 import logging
 import os
+import struct
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
@@ -36,6 +41,13 @@ log = logging.getLogger("bpfjit")
 MIN_RECORDS_PER_THREAD = 1 << 16
 
 _NO_ARGS = (0,) * 6
+_PAD = tuple((0,) * (6 - n) for n in range(7))
+#: one record in SECCOMP_DATA layout (native order, no padding); packing range-checks every field
+_RECORD = struct.Struct("=iIQ6Q")
+assert _RECORD.size == records.SECCOMP_DATA.itemsize
+#: remembered (nr, arch) -> (signed nr, AUDIT_ARCH) resolutions per Filter
+_RESOLVED_MAX = 4096
+_PLAIN_INT = frozenset((int,))
 
 
 def compile(program: Program, backend: str = "auto", arch: "str | Layout | None" = None) -> "Filter":
@@ -99,7 +111,9 @@ class Filter:
         self.backend = backend
         self._one = getattr(evaluator, "evaluate_one", None)
         self._nr_only = getattr(evaluator, "evaluate_nr", None)
+        self._packed = getattr(evaluator, "evaluate_packed", None)
         self._default_arch = layout.audit_arch
+        self._resolved: dict[tuple, tuple[int, int]] = {}
 
     def __repr__(self) -> str:
         return (f"<Filter {len(self.program)} instructions, arch={self.layout.name}, "
@@ -142,7 +156,21 @@ class Filter:
         if nr.__class__ is int and arch is None and -0x80000000 <= nr <= 0x7FFFFFFF:
             audit = self._default_arch
         else:
-            nr, audit = self.resolve(nr, arch)
+            nr, audit = self._resolve_cached(nr, arch)
+            if (not args and args.__class__ is tuple and instruction_pointer.__class__ is int
+                    and not instruction_pointer and audit == self._default_arch
+                    and self._nr_only is not None):
+                return self._nr_only(nr)        # a syscall name, the layout's arch
+        packed = self._packed
+        if (packed is not None and args.__class__ in (tuple, list) and len(args) <= 6
+                and instruction_pointer.__class__ is int
+                and set(map(type, args)) <= _PLAIN_INT):
+            try:
+                record = _RECORD.pack(nr, audit, instruction_pointer, *args, *_PAD[len(args)])
+            except struct.error:
+                pass                            # negative or too large: normalise (or explain)
+            else:
+                return packed(record)
         if args is None or (args.__class__ in (tuple, list) and not args):
             args = _NO_ARGS
         else:
@@ -155,6 +183,17 @@ class Filter:
         out = np.empty(1, dtype=np.uint32)
         self.evaluator.evaluate_batch(rec, out)
         return int(out[0])
+
+    def _resolve_cached(self, nr: "int | str", arch: "int | str | None") -> tuple[int, int]:
+        if nr.__class__ in (str, int) and arch.__class__ in (str, int, type(None)):
+            key = (nr, arch)
+            found = self._resolved.get(key)
+            if found is None:
+                found = self.resolve(nr, arch)
+                if len(self._resolved) < _RESOLVED_MAX:
+                    self._resolved[key] = found
+            return found
+        return self.resolve(nr, arch)
 
     def action(self, nr: "int | str", args: Sequence[int] = (), arch: "int | str | None" = None,
                instruction_pointer: int = 0) -> Action:

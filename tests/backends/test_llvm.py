@@ -324,3 +324,34 @@ def test_generated_code_touches_only_the_record_and_the_output_slot(tmp_path):
                           env=env, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.startswith("ok ")
+
+
+@pytest.mark.parametrize("backend", ["llvm", "reference"])
+def test_single_call_arguments_are_normalised_or_refused(backend):
+    prog = Program([I(LD, 16), I(alu(op.BPF_ADD, op.BPF_K), 0), I(op.BPF_ST, 0), I(LD, 20),
+                    I(alu(op.BPF_XOR, op.BPF_K), 0x1234), I(op.BPF_LDX | op.BPF_MEM, 0),
+                    I(alu(op.BPF_ADD, op.BPF_X)), I(RET_A)])
+    f = bpfjit.compile(prog, backend=backend, arch="x86_64")
+
+    def want(a0):
+        return ((a0 & 0xFFFFFFFF) + ((a0 >> 32) ^ 0x1234)) & 0xFFFFFFFF
+    assert f.evaluate(0, (5,)) == want(5)
+    assert f.evaluate(0, [2**64 - 1]) == want(2**64 - 1)
+    assert f.evaluate(0, (-1,)) == want(2**64 - 1)              # two's complement
+    assert f.evaluate(0, (np.uint64(7), np.int8(-2))) == want(7)
+    assert f.evaluate(0, (np.uint64(7),), instruction_pointer=np.uint64(3)) == want(7)
+    assert f.evaluate(0, range(3)) == want(0)
+    assert f.evaluate("read", (9,)) == want(9)
+    assert f.evaluate(0, (9,), arch="x86_64") == f.evaluate(0, (9,), arch=0xC000003E) == want(9)
+    for bad in [(2**64,), (-(2**63) - 1,), (True,), (1.5,), ("3",), (0,) * 7]:
+        with pytest.raises(InputError):
+            f.evaluate(0, bad)
+    for bad_ip in (2**64, 1.0, True, -(2**63) - 1):
+        with pytest.raises(InputError):
+            f.evaluate(0, (1,), instruction_pointer=bad_ip)
+    with pytest.raises(InputError):
+        f.evaluate(0, 5)
+    with pytest.raises(bpfjit.UnknownSyscallError):
+        f.evaluate("no_such_syscall")
+    with pytest.raises(bpfjit.UnknownArchError):
+        f.evaluate(0, arch="vax")

@@ -56,6 +56,8 @@ class LlvmEvaluator:
         self._one = fns[abi.ENTRY_ONE]
         #: ``evaluate_nr(nr) -> int``: the layout's arch, ip 0, args 0 (``nr`` as u32 or signed)
         self.evaluate_nr = fns[abi.ENTRY_NR]
+        #: ``evaluate_packed(record) -> int``: one record as 64 ``bytes`` in SECCOMP_DATA layout
+        self.evaluate_packed = fns["packed"]
         self._describe: dict[str, str] | None = None
 
     def evaluate_batch(self, records: np.ndarray, out: np.ndarray) -> None:

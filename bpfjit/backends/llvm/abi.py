@@ -29,9 +29,15 @@ PROTOTYPES = {
 }
 
 
+#: ``bpfjit_one`` called with a 64-byte ``bytes`` record (ctypes passes its buffer, no copy)
+PACKED = ctypes.CFUNCTYPE(U32, ctypes.c_char_p)
+
+
 def bind(addresses: dict[str, int]) -> dict[str, ctypes._CFuncPtr]:
-    """ctypes callables for every entry point, from their addresses."""
+    """ctypes callables for every entry point, from their addresses (plus ``packed``)."""
     missing = [name for name in ENTRIES if not addresses.get(name)]
     if missing:
         raise RuntimeError(f"native code lacks entry points: {', '.join(missing)}")
-    return {name: PROTOTYPES[name](addresses[name]) for name in ENTRIES}
+    found = {name: PROTOTYPES[name](addresses[name]) for name in ENTRIES}
+    found["packed"] = PACKED(addresses[ENTRY_ONE])
+    return found
