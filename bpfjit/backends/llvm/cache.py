@@ -159,6 +159,15 @@ def _write(path: Path, data: bytes) -> bool:
 # --- the host profile -------------------------------------------------------------------------
 
 def _cpu_identity() -> str:
+    """The CPU as the kernel describes it: vendor, family, model and every feature flag.
+
+    ``/sys/devices/system/cpu/modalias`` is one short line; without it, the
+    first block of ``/proc/cpuinfo`` minus the lines that change at run time.
+    """
+    try:
+        return Path("/sys/devices/system/cpu/modalias").read_text()
+    except OSError:
+        pass
     try:
         text = Path("/proc/cpuinfo").read_text(errors="replace")
     except OSError:
@@ -173,6 +182,7 @@ def _cpu_identity() -> str:
 
 
 def _llvmlite_identity() -> str:
+    """llvmlite's version file and its shared library's name, size and mtime."""
     spec = find_spec("llvmlite")
     if spec is None or not spec.submodule_search_locations:
         return "llvmlite missing"
@@ -184,10 +194,13 @@ def _llvmlite_identity() -> str:
         pass
     binding = root / "binding"
     try:
-        for entry in sorted(binding.iterdir()):
-            if "llvmlite" in entry.name and entry.suffix in (".so", ".dylib", ".dll"):
-                st = entry.stat()
-                parts.append(f"{entry.name}:{st.st_size}:{st.st_mtime_ns}")
+        libs = [binding / "libllvmlite.so"]
+        if not libs[0].exists():
+            libs = sorted(e for e in binding.iterdir()
+                          if "llvmlite" in e.name and e.suffix in (".so", ".dylib", ".dll"))
+        for entry in libs:
+            st = entry.stat()
+            parts.append(f"{entry.name}:{st.st_size}:{st.st_mtime_ns}")
     except OSError:
         pass
     return "\n".join(parts)

@@ -16,7 +16,7 @@ MCJIT instead.
 from __future__ import annotations
 
 import ctypes
-import mmap
+import os
 import platform
 import struct
 import sys
@@ -30,7 +30,10 @@ SHN_UNDEF, SHN_LORESERVE = 0, 0xFF00
 STB_GLOBAL = 1
 R_X86_64_NONE, R_X86_64_PC32, R_X86_64_PLT32, R_X86_64_PC64 = 0, 2, 4, 24
 
-PAGE = mmap.PAGESIZE
+PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+# <sys/mman.h> on Linux (the only OS this loader runs on); the mmap module costs an import
+PROT_NONE, PROT_READ, PROT_WRITE, PROT_EXEC = 0, 1, 2, 4
+MAP_PRIVATE, MAP_ANONYMOUS = 0x02, 0x20
 
 _EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
 _SHDR = struct.Struct("<IIQQQQIIQQ")
@@ -198,17 +201,17 @@ class Mapped:
             raise Unsupported(f"no flat-image loader for {platform.machine()} {sys.platform}")
         libc = _c()
         size = max(PAGE, len(image.code) + (-len(image.code) % PAGE))
-        base = libc.mmap(None, size, mmap.PROT_READ | mmap.PROT_WRITE,
-                         mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
+        base = libc.mmap(None, size, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
         if base is None or base == ctypes.c_void_p(-1).value:
             raise OSError(ctypes.get_errno(), "mmap failed for the JIT image")
         self._finalizer = weakref.finalize(self, libc.munmap, base, size)
         ctypes.memmove(base, image.code, len(image.code))
         if image.exec_size and libc.mprotect(base, image.exec_size,
-                                             mmap.PROT_READ | mmap.PROT_EXEC) != 0:
+                                             PROT_READ | PROT_EXEC) != 0:
             raise OSError(ctypes.get_errno(), "mprotect(PROT_EXEC) failed for the JIT image")
         if size > image.exec_size and libc.mprotect(base + image.exec_size, size - image.exec_size,
-                                                    mmap.PROT_READ) != 0:
+                                                    PROT_READ) != 0:
             raise OSError(ctypes.get_errno(), "mprotect(PROT_READ) failed for the JIT image")
         self.base = base
         self.size = size
