@@ -39,13 +39,26 @@ def ends_block(insn: Instruction) -> bool:
     return code in RETURNS or code == JA or code in op.CONDITIONAL_JUMPS
 
 
-@dataclass(frozen=True)
 class Block:
     """Instructions ``start .. end`` (inclusive); ``successors`` are block starts."""
 
-    start: int
-    end: int
-    successors: tuple[int, ...]
+    __slots__ = ("start", "end", "successors")
+
+    def __init__(self, start: int, end: int, successors: tuple[int, ...]):
+        self.start = start
+        self.end = end
+        self.successors = successors
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Block):
+            return NotImplemented
+        return (self.start, self.end, self.successors) == (other.start, other.end, other.successors)
+
+    def __hash__(self) -> int:
+        return hash((self.start, self.end, self.successors))
+
+    def __repr__(self) -> str:
+        return f"Block({self.start}..{self.end} -> {self.successors})"
 
     @property
     def last(self) -> int:
@@ -73,16 +86,38 @@ class Cfg:
         return [self.blocks[s] for s in sorted(self.reachable)]
 
 
+def _edges(program: Sequence[Instruction]) -> list[tuple[int, ...] | None]:
+    """Per instruction: its successors if it ends a block (jump/return), else None."""
+    ja, rets, conds = JA, RETURNS, op.CONDITIONAL_JUMPS
+    out: list[tuple[int, ...] | None] = []
+    append = out.append
+    for pc, (code, jt, jf, k) in enumerate(program):
+        if code in conds:
+            taken, fallen = pc + 1 + jt, pc + 1 + jf
+            append((taken,) if taken == fallen else (taken, fallen))
+        elif code == ja:
+            append((pc + 1 + k,))
+        elif code in rets:
+            append(())
+        else:
+            append(None)
+    return out
+
+
 def leaders(program: Sequence[Instruction]) -> list[int]:
     """Sorted first instructions of the basic blocks (instruction 0, jump targets, after jumps)."""
+    return _leaders(program, _edges(program))
+
+
+def _leaders(program: Sequence[Instruction], edges: list) -> list[int]:
     n = len(program)
     starts = {0}
-    for pc, insn in enumerate(program):
-        if ends_block(insn):
-            starts.update(s for s in successors(pc, insn) if s < n)
-            if pc + 1 < n:
-                starts.add(pc + 1)
-    return sorted(starts)
+    for pc, succ in enumerate(edges):
+        if succ is not None:
+            starts.update(succ)
+            starts.add(pc + 1)
+    starts.discard(n)
+    return sorted(s for s in starts if s < n)
 
 
 def build(program: Sequence[Instruction]) -> Cfg:
@@ -90,13 +125,16 @@ def build(program: Sequence[Instruction]) -> Cfg:
     n = len(program)
     if n == 0:
         raise ValueError("an empty program has no control-flow graph")
-    starts = leaders(program)
+    edges = _edges(program)
+    starts = _leaders(program, edges)
     bounds = starts[1:] + [n]
     blocks: dict[int, Block] = {}
     preds: dict[int, list[int]] = {s: [] for s in starts}
     for start, stop in zip(starts, bounds):
         end = stop - 1
-        succ = successors(end, program[end])
+        succ = edges[end]
+        if succ is None:
+            succ = (stop,)
         for s in succ:
             if s >= n:
                 raise ValueError(f"instruction {end}: jump to {s}, past the end of the program")

@@ -369,11 +369,10 @@ def _split(jop: int, a, b, mask: int, space: _Space) -> tuple[int, int] | None:
 
 
 def _key(value) -> object:
-    if value is None or isinstance(value, int):
+    """What identifies an abstract value when merging states (vectors by identity)."""
+    if value is None or value.__class__ is int:
         return value
-    if value is NR:
-        return "NR"
-    return ("vec", id(value))
+    return (0, id(value))
 
 
 class _Results:
@@ -414,19 +413,25 @@ class BudgetExceeded(Exception):
 
 
 def interpret(program: Sequence[Instruction], arch: int, space: _Space,
-              budget: int = STEP_BUDGET) -> tuple[np.ndarray, np.ndarray, int]:
-    """(verdicts, known, steps) for every nr word of ``space`` under ``arch``."""
-    n = len(program)
-    starts = set(leaders(program))
+              budget: int = STEP_BUDGET, starts: "set[int] | None" = None
+              ) -> tuple[np.ndarray, np.ndarray, int]:
+    """(verdicts, known, steps) for every nr word of ``space`` under ``arch``.
+
+    ``starts``: the program's block leaders (computed if not given).
+    """
+    program = tuple(program)
+    if starts is None:
+        starts = set(leaders(program))
     results = _Results(space)
     pending: dict[int, dict[object, list]] = {}
     heap: list[int] = []
     steps = 0
 
-    def push(pc: int, mask: int, a, x, mem: tuple) -> None:
+    def push(pc: int, mask: int, a, x, mem: tuple[tuple, tuple]) -> None:
+        """Queue a state; ``mem`` is (the 16 cell values, their merge keys)."""
         if not mask:
             return
-        key = (_key(a), _key(x), tuple(_key(m) for m in mem))
+        key = (_key(a), _key(x), mem[1])
         slot = pending.get(pc)
         if slot is None:
             slot = pending[pc] = {}
@@ -437,7 +442,7 @@ def interpret(program: Sequence[Instruction], arch: int, space: _Space,
         else:
             entry[0] |= mask
 
-    push(0, space.full, 0, 0, (None,) * op.BPF_MEMWORDS)
+    push(0, space.full, 0, 0, ((None,) * op.BPF_MEMWORDS, (None,) * op.BPF_MEMWORDS))
     while heap:
         start = heapq.heappop(heap)
         for mask, a, x, mem in pending.pop(start).values():
@@ -487,13 +492,13 @@ def interpret(program: Sequence[Instruction], arch: int, space: _Space,
                 elif code == op.BPF_LDX | op.BPF_IMM:
                     x = k
                 elif code == op.BPF_LD | op.BPF_MEM:
-                    a = mem[k]
+                    a = mem[0][k]
                 elif code == op.BPF_LDX | op.BPF_MEM:
-                    x = mem[k]
-                elif code == op.BPF_ST:
-                    mem = mem[:k] + (a,) + mem[k + 1:]
-                elif code == op.BPF_STX:
-                    mem = mem[:k] + (x,) + mem[k + 1:]
+                    x = mem[0][k]
+                elif code in (op.BPF_ST, op.BPF_STX):
+                    v = a if code == op.BPF_ST else x
+                    vals, keys = mem
+                    mem = (vals[:k] + (v,) + vals[k + 1:], keys[:k] + (_key(v),) + keys[k + 1:])
                 elif code == op.BPF_MISC | op.BPF_TAX:
                     x = a
                 elif code == op.BPF_MISC | op.BPF_TXA:
@@ -535,12 +540,13 @@ def build(program: Sequence[Instruction], layout: Layout, *, budget: int = STEP_
     per_arch = sum(size for _, size in spans)
     arches = arches[:max(1, MAX_ENTRIES // per_arch)]
     space = _Space(spans)
+    starts = set(leaders(program))
     windows: list[Window] = []
     steps = 0
     abandoned = []
     for arch in arches:
         try:
-            verdicts, known, used = interpret(program, arch, space, budget)
+            verdicts, known, used = interpret(program, arch, space, budget, starts)
         except BudgetExceeded:
             abandoned.append(arch)
             steps += budget

@@ -29,6 +29,7 @@ from __future__ import annotations
 import sys
 from typing import Sequence
 
+import numpy as np
 from llvmlite import ir
 
 from ... import opcodes as op
@@ -287,9 +288,10 @@ def _table_global(module: ir.Module, table: VerdictTable) -> tuple[ir.GlobalVari
     values, sentinel = table.flat()
     if not len(values):
         return None
-    ty = ir.ArrayType(I32, len(values))
+    # one byte-string constant in host order: far cheaper to print and parse than N i32s
+    ty = ir.ArrayType(ir.IntType(8), 4 * len(values))
     g = ir.GlobalVariable(module, ty, TABLE)
-    g.initializer = ir.Constant(ty, [int(v) for v in values])
+    g.initializer = ir.Constant(ty, bytearray(values.astype(np.uint32).tobytes()))
     g.global_constant = True
     g.linkage = "internal"
     g.unnamed_addr = True
@@ -327,8 +329,8 @@ def _lower_one(module: ir.Module, body: ir.Function, layout: Layout,
     hit = fn.append_basic_block("table_hit")
     hb = ir.IRBuilder(hit)
     index = hb.phi(I64, name="index")
-    value = hb.load(hb.gep(glob, [ir.Constant(I64, 0), index], inbounds=True,
-                           source_etype=glob.value_type), name="cached", align=4, typ=I32)
+    value = hb.load(hb.gep(glob, [index], inbounds=True, source_etype=I32),
+                    name="cached", align=4, typ=I32)
     value.set_metadata("invariant.load", invariant)
     known = hb.icmp_unsigned("!=", value, const(sentinel), name="known")
     done = fn.append_basic_block("table_verdict")
