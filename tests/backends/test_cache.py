@@ -231,3 +231,24 @@ def test_a_new_process_with_a_warm_cache_does_not_load_llvm(cache_dir):
                        "llvmlite_ir_loaded": False}
     insns = [tuple(i) for i in bpfjit.load(DOCKER)]
     assert runs[1]["execve"] == ref.run_seccomp(insns, 59, X86_64.audit_arch, 0, [0] * 6, "little")
+
+
+def test_mcjit_objects_are_cached_and_reloaded(tmp_path):
+    checked = bpfjit.check(bpfjit.load(DOCKER))
+    first = llvm_backend.LlvmBackend(loader="mcjit", cache=cache.CodeCache(tmp_path / "m"))
+    ev1 = first.compile(checked, X86_64)
+    assert (ev1.info["kind"], ev1.info["cache"]) == ("mcjit", "miss")
+    second = llvm_backend.LlvmBackend(loader="mcjit", cache=cache.CodeCache(tmp_path / "m"))
+    ev2 = second.compile(checked, X86_64)
+    assert (ev2.info["kind"], ev2.info["cache"]) == ("mcjit", "disk")
+    recs = np.zeros(600, dtype=bpfjit.SECCOMP_DATA)
+    recs["nr"] = np.arange(-50, 550)
+    recs["arch"] = X86_64.audit_arch
+    outs = [np.empty(600, dtype=np.uint32) for _ in range(2)]
+    ev1.evaluate_batch(recs, outs[0])
+    ev2.evaluate_batch(recs, outs[1])
+    insns = [tuple(i) for i in checked]
+    want = [ref.run_seccomp(insns, int(nr), X86_64.audit_arch, 0, [0] * 6, "little")
+            for nr in recs["nr"]]
+    assert outs[0].tolist() == outs[1].tolist() == want
+    assert "bpfjit_batch" in ev2.describe()["asm"]
