@@ -10,7 +10,8 @@ value into a shared array. Between a ``seccomp()`` return and the write of
 its result there is no system call: the child writes plain memory, marks the
 job done and spins in user space; the parent sees the mark, SIGKILLs and
 reaps it. A child that dies before reporting or makes no progress for
-``timeout_ms`` is killed and reported, never waited for forever.
+``timeout_ms`` is killed and reported, never waited for forever; a child
+whose parent dies is killed by the kernel (``PR_SET_PDEATHSIG``).
 
 Why a ``CLONE_VM`` child and not ``fork()``: nothing is copied, so a job
 costs tens of microseconds instead of the ~1 ms a fork of a Python process
@@ -49,6 +50,7 @@ C_SOURCE = r"""
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 
@@ -100,7 +102,7 @@ struct job {
     const struct sock_filter *insns;   /* all filters, concatenated */
     const uint32_t *lens;              /* instructions per filter */
     int32_t nfilters;                  /* installed oldest first */
-    int32_t pad;
+    int32_t parent;                    /* our pid: the child dies if it changes */
     const int32_t *nrs;                /* inputs: nr ... */
     const uint64_t *args;              /* ... and 6 args each */
     int64_t *results;                  /* raw return value per input */
@@ -132,6 +134,11 @@ static int child_main(void *arg)
     int i;
     const struct sock_filter *p = j->insns;
 
+    /* Die with the parent: a child left behind would spin forever with every
+     * signal blocked. Checked after the prctl, in case the parent died first. */
+    raw6(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0, 0);
+    if (raw6(SYS_getppid, 0, 0, 0, 0, 0, 0) != j->parent)
+        raw6(SYS_exit_group, 0, 0, 0, 0, 0, 0);
     raw6(SYS_prlimit64, 0, RLIMIT_CORE, (long)&no_core, 0, 0, 0);
     r = raw6(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0);
     if (r < 0) {
@@ -191,6 +198,7 @@ static int slot_start(struct slot *s, int timeout_ms, int *detail)
     s->j.installed = 0;
     s->j.progress = 0;
     s->last_progress = 0;
+    s->j.parent = getpid();
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     s->pid = clone(child_main, s->stack + STACK_SIZE, CLONE_VM | SIGCHLD, &s->j);
