@@ -37,16 +37,14 @@ _I = namedtuple("_I", "code jt jf k", defaults=(0, 0, 0))
 _PACK = struct.Struct("<HBBI").pack
 
 # --- codes, by kernel spelling ----------------------------------------------------------
-LD_ABS = op.BPF_LD | op.BPF_W | op.BPF_ABS
-LD_IMM = op.BPF_LD | op.BPF_IMM
-LDX_IMM = op.BPF_LDX | op.BPF_IMM
-LD_MEM = op.BPF_LD | op.BPF_MEM
-LDX_MEM = op.BPF_LDX | op.BPF_MEM
-LD_LEN = op.BPF_LD | op.BPF_W | op.BPF_LEN
-LDX_LEN = op.BPF_LDX | op.BPF_W | op.BPF_LEN
+LD_ABS, LD_IMM, LDX_IMM = op.BPF_LD | op.BPF_W | op.BPF_ABS, op.BPF_LD | op.BPF_IMM, \
+    op.BPF_LDX | op.BPF_IMM
+LD_MEM, LDX_MEM = op.BPF_LD | op.BPF_MEM, op.BPF_LDX | op.BPF_MEM
+LD_LEN, LDX_LEN = op.BPF_LD | op.BPF_W | op.BPF_LEN, op.BPF_LDX | op.BPF_W | op.BPF_LEN
 ST, STX = op.BPF_ST, op.BPF_STX
 TAX, TXA = op.BPF_MISC | op.BPF_TAX, op.BPF_MISC | op.BPF_TXA
 NEG = op.BPF_ALU | op.BPF_NEG
+AND_K, OR_K = op.BPF_ALU | op.BPF_AND | op.BPF_K, op.BPF_ALU | op.BPF_OR | op.BPF_K
 RET_K, RET_A = op.BPF_RET | op.BPF_K, op.BPF_RET | op.BPF_A
 JA = op.BPF_JMP | op.BPF_JA
 JEQ, JGT, JGE, JSET = (op.BPF_JMP | o | op.BPF_K for o in (op.BPF_JEQ, op.BPF_JGT, op.BPF_JGE,
@@ -202,15 +200,9 @@ def _valid_insns(rng: random.Random, max_len: int) -> list[_I]:
 
 # --- realistic seccomp programs ---------------------------------------------------------
 
-@dataclass
-class _J:
-    """An instruction whose jump targets are labels, resolved by :func:`_assemble`."""
-
-    code: int
-    k: int = 0
-    jt: str | None = None     # None: the next instruction
-    jf: str | None = None
-    to: str | None = None     # ja target
+#: an instruction whose jump targets are labels (None: the next instruction; ``to``: the ja
+#: target), resolved by :func:`_assemble`
+_J = namedtuple("_J", "code k jt jf to", defaults=(0, None, None, None))
 
 
 def _assemble(items: Sequence[_J | str]) -> list[_I]:
@@ -237,12 +229,7 @@ def _assemble(items: Sequence[_J | str]) -> list[_I]:
     pos = {label: at[i] for label, i in index.items()}
 
     def off(label: str | None, src: int, default: int = 0) -> int:
-        if label is None:
-            return default
-        delta = pos[label] - src - 1
-        if delta < 0:
-            raise AssertionError(f"backward jump to {label}")
-        return delta
+        return default if label is None else pos[label] - src - 1
 
     out: list[_I] = []
     for i, it in enumerate(items):
@@ -311,9 +298,8 @@ class _Builder:
         if form == "masked_eq":
             mask = rng.choice((0xFFFF, 0xFFFFFFFF, rng.getrandbits(64), 1 << rng.randrange(64)))
             mhi, mlo = mask >> 32, mask & U32
-            return [_J(LD_ABS, hi), _J(op.BPF_ALU | op.BPF_AND | op.BPF_K, mhi),
-                    _J(JEQ, vhi & mhi, None, fail), _J(LD_ABS, lo),
-                    _J(op.BPF_ALU | op.BPF_AND | op.BPF_K, mlo), _J(JEQ, vlo & mlo, ok, fail)]
+            return [_J(LD_ABS, hi), _J(AND_K, mhi), _J(JEQ, vhi & mhi, None, fail),
+                    _J(LD_ABS, lo), _J(AND_K, mlo), _J(JEQ, vlo & mlo, ok, fail)]
         if form == "lo_only":
             return [_J(LD_ABS, lo), _J(rng.choice((JEQ, JGT, JGE)), vlo, ok, fail)]
         return [_J(LD_ABS, lo), _J(JSET, vlo or 1, ok, fail)]
@@ -330,26 +316,19 @@ class _Builder:
                 ok, fail = self.label("ok"), self.label("fail")
                 self.tails.extend(self.arg_test(ok, fail))
                 self.tails.extend([ok, _J(RET_K, random_action(rng)), fail])
-            end = rng.random()
-            if end < 0.5:
-                self.tails.append(_J(JA, to=default))
-            else:
-                self.tails.append(_J(RET_K, random_action(rng)))
+            self.tails.append(_J(JA, to=default) if rng.random() < 0.5
+                              else _J(RET_K, random_action(rng)))
         elif r < 0.88 or not self.uses_mem:   # ret a: a computed value
             if rng.random() < 0.5:
                 self.tails.extend([_J(LD_IMM, random_action(rng)), _J(RET_A)])
             else:
                 lo = self.lay.word_offset("args", rng.randrange(6), "lo")
-                self.tails.extend([_J(LD_ABS, lo), _J(op.BPF_ALU | op.BPF_AND | op.BPF_K, 0xFFF),
-                                   _J(op.BPF_ALU | op.BPF_OR | op.BPF_K, act.SECCOMP_RET_ERRNO),
-                                   _J(RET_A)])
+                self.tails += [_J(LD_ABS, lo), _J(AND_K, 0xFFF),
+                               _J(OR_K, act.SECCOMP_RET_ERRNO), _J(RET_A)]
         else:            # scratch memory: the nr saved in M[0] before the dispatch
-            self.tails.extend([_J(rng.choice((LD_MEM, LDX_MEM)), 0)])
-            if self.tails[-1].code == LDX_MEM:
-                self.tails.append(_J(TXA))
-            self.tails.extend([_J(op.BPF_ALU | op.BPF_AND | op.BPF_K, 0xFF),
-                               _J(op.BPF_ALU | op.BPF_OR | op.BPF_K, act.SECCOMP_RET_ERRNO),
-                               _J(RET_A)])
+            load = rng.choice((LD_MEM, LDX_MEM))
+            self.tails += [_J(load, 0)] + ([_J(TXA)] if load == LDX_MEM else []) + \
+                [_J(AND_K, 0xFF), _J(OR_K, act.SECCOMP_RET_ERRNO), _J(RET_A)]
 
     def chain(self, nrs: list[int], default: str) -> None:
         for nr in nrs:
@@ -410,25 +389,17 @@ def _realistic_insns(rng: random.Random, lay: Layout) -> list[_I]:
 
 # --- near-valid programs: exactly one kernel rule broken --------------------------------
 
-#: breakage name -> the kernel function that refuses it (``InvalidProgram.rule``)
-BREAKAGES: dict[str, str] = {
-    "length_0": "bpf_check_basics_ok",
-    "length_over_4096": "bpf_check_basics_ok",
-    "unknown_opcode": "bpf_check_classic",
-    "div_by_0": "bpf_check_classic",
-    "shift_ge_32": "bpf_check_classic",
-    "scratch_index_ge_16": "bpf_check_classic",
-    "ja_out_of_range": "bpf_check_classic",
-    "jt_jf_out_of_range": "bpf_check_classic",
-    "last_not_ret": "bpf_check_classic",
-    "unknown_ancillary": "bpf_check_classic",
-    "scratch_read_before_write": "check_load_and_stores",
-    "scratch_read_after_ret": "check_load_and_stores",
-    "classic_not_seccomp": "seccomp_check_filter",
-    "ld_unaligned": "seccomp_check_filter",
-    "ld_past_seccomp_data": "seccomp_check_filter",
-    "ld_known_ancillary": "seccomp_check_filter",
+_BY_RULE = {
+    "bpf_check_basics_ok": ("length_0", "length_over_4096"),
+    "bpf_check_classic": ("unknown_opcode", "div_by_0", "shift_ge_32", "scratch_index_ge_16",
+                          "ja_out_of_range", "jt_jf_out_of_range", "last_not_ret",
+                          "unknown_ancillary"),
+    "check_load_and_stores": ("scratch_read_before_write", "scratch_read_after_ret"),
+    "seccomp_check_filter": ("classic_not_seccomp", "ld_unaligned", "ld_past_seccomp_data",
+                             "ld_known_ancillary"),
 }
+#: breakage name -> the kernel function that refuses it (``InvalidProgram.rule``)
+BREAKAGES: dict[str, str] = {b: rule for rule, names in _BY_RULE.items() for b in names}
 
 #: codes the classic table has and seccomp refuses (with a k that passes bpf_check_classic)
 CLASSIC_NOT_SECCOMP = (
