@@ -1,22 +1,28 @@
-"""Analysis stage: recognise syscall dispatch — chains of ``jeq #k`` testing one loaded word.
+"""Analysis stage: recognise syscall dispatch — chains and trees of comparisons on one loaded word.
 
 libseccomp and hand-written filters test the syscall number with a run of
-``jeq #k, jt, jf`` where every mismatch (``jf``) lands on the next ``jeq``::
+``jeq #k, jt, jf`` where every mismatch lands on the next ``jeq``; libseccomp's
+optimised output (and Firecracker, Chromium...) first narrows the number with a
+binary tree of ``jgt``/``jge`` and ends in short ``jeq`` runs::
 
     ld  [0]
-    jeq #0,  ret_allow, 0        <- head
+    jgt #86, upper, 0            <- head
+    jeq #0,  ret_allow, 0
     jeq #1,  ret_allow, 0
     jeq #2,  args_check_2, 0
-    ...                          -> default: the first non-``jeq`` on the mismatch path
+    ...                          -> the first instruction that is not a comparison of A with a constant
 
-``jeq`` does not change A, so from the head the whole run is one multi-way
-branch on A: the first case whose ``k`` equals A wins (a repeated ``k`` later in
-the run can never be taken from the head). A backend lowers it to a ``switch``
-(a jump table or a binary search) instead of a linear scan.
+None of ``jeq``/``jgt``/``jge #k`` (nor ``ja``) changes A, so from the head the
+whole region is one multi-way branch on A. Following every path with the set
+of values still possible (an interval minus the ``jeq`` constants already
+refused) gives, for each value of A, the instruction where control leaves the
+region: single values (``cases``) and intervals. When every interval leads to
+the same place that is the ``default``; otherwise ``ranges`` lists the intervals
+(sorted, each with its target) and a backend searches them. Lowered as a
+``switch``, the region becomes a jump table or a binary search.
 
-Every member that is also entered from elsewhere (not just from the mismatch
-edge of the member before it) is the head of its own, shorter chain, so each
-entry point keeps its exact meaning.
+A node of the region that is also entered from outside it heads its own,
+smaller region, so every entry point keeps its exact meaning.
 """
 from __future__ import annotations
 
@@ -28,33 +34,59 @@ from ..program import Instruction
 from .cfg import successors
 
 JEQ_K = op.BPF_JMP | op.BPF_JEQ | op.BPF_K
+JGT_K = op.BPF_JMP | op.BPF_JGT | op.BPF_K
+JGE_K = op.BPF_JMP | op.BPF_JGE | op.BPF_K
+JA = op.BPF_JMP | op.BPF_JA
+COMPARISONS = frozenset((JEQ_K, JGT_K, JGE_K))
+U32 = 0xFFFFFFFF
 
-#: chains shorter than this are left as compare-and-branch
+#: regions with fewer single-value cases than this are left as compare-and-branch
 MIN_CASES = 4
-#: at most this many cases per program instruction over all chains (suffix chains repeat cases)
+#: at most this many cases per program instruction over all regions (sub-regions repeat cases)
 MAX_CASES_PER_INSN = 8
+#: give up on a region whose paths split into more pieces than this per instruction
+MAX_PIECES_PER_INSN = 4
 
 
 @dataclass(frozen=True)
-class Chain:
-    """A multi-way branch on A: ``cases`` (k, target) in first-match order, else ``default``."""
+class Dispatch:
+    """A multi-way branch on A entered at ``head``.
+
+    ``cases``: (value, target) sorted by value. Every other value goes to
+    ``default``, or (when ``default`` is None) to the target of the interval
+    of ``ranges`` (lo, hi, target) that holds it. ``members``: the
+    instructions inside the region.
+    """
 
     head: int
     cases: tuple[tuple[int, int], ...]
-    default: int
+    default: int | None
+    ranges: tuple[tuple[int, int, int], ...]
     members: tuple[int, ...]
 
     def target(self, a: int) -> int:
-        """The instruction a run entering at ``head`` with ``A == a`` reaches after the chain."""
+        """The instruction a run entering at ``head`` with ``A == a`` reaches when it leaves."""
         for k, target in self.cases:
             if k == a:
                 return target
-        return self.default
+        if self.default is not None:
+            return self.default
+        for lo, hi, target in self.ranges:
+            if lo <= a <= hi:
+                return target
+        raise AssertionError(f"value {a:#x} is in no range of the dispatch at {self.head}")
+
+    def targets(self) -> tuple[int, ...]:
+        """Every instruction the region can leave to, without repeats."""
+        found = [t for _, t in self.cases]
+        found += [self.default] if self.default is not None else [t for _, _, t in self.ranges]
+        return tuple(dict.fromkeys(found))
 
 
-def is_link(insn: Instruction) -> bool:
-    """A ``jeq #k`` that really branches (``jt != jf``)."""
-    return insn.code == JEQ_K and insn.jt != insn.jf
+def is_node(insn: Instruction) -> bool:
+    """A ``jeq/jgt/jge #k`` that really branches, or a ``ja``: it leaves A alone."""
+    code = insn.code
+    return code == JA or (code in COMPARISONS and insn.jt != insn.jf)
 
 
 def _predecessors(program: Sequence[Instruction]) -> list[list[int]]:
@@ -72,47 +104,131 @@ def _predecessors(program: Sequence[Instruction]) -> list[list[int]]:
     return preds
 
 
-def _is_continuation(program: Sequence[Instruction], pred: int, pc: int) -> bool:
-    """True when ``pred`` reaches ``pc`` only as the mismatch edge of a chain link."""
-    insn = program[pred]
-    return is_link(insn) and pred + 1 + insn.jf == pc and pred + 1 + insn.jt != pc
+class _TooBig(Exception):
+    pass
 
 
-def _walk(program: Sequence[Instruction], head: int) -> Chain:
-    cases: list[tuple[int, int]] = []
-    seen: set[int] = set()
-    members: list[int] = []
-    pc = head
-    while is_link(program[pc]):
-        insn = program[pc]
-        members.append(pc)
-        if insn.k not in seen:
-            seen.add(insn.k)
-            cases.append((insn.k, pc + 1 + insn.jt))
-        pc = pc + 1 + insn.jf
-    return Chain(head, tuple(cases), pc, tuple(members))
+def explore(program: Sequence[Instruction], head: int, max_pieces: int
+            ) -> tuple[list[tuple[int, int, int]], set[int]]:
+    """Follow every path from ``head`` with the values A may still hold.
 
-
-def find_chains(program: Sequence[Instruction], *, min_cases: int = MIN_CASES) -> dict[int, Chain]:
-    """Head instruction -> Chain, for every reachable dispatch chain worth a ``switch``.
-
-    Heads are taken in program order until the total number of cases would
-    exceed ``MAX_CASES_PER_INSN * len(program)``; later chains stay linear.
+    Returns the pieces (lo, hi, leaving instruction) — single values are
+    pieces with ``lo == hi`` — and the region's members.
     """
+    pieces: list[tuple[int, int, int]] = []
+    members: set[int] = set()
+    stack: list[tuple[int, int, int, frozenset[int]]] = [(head, 0, U32, frozenset())]
+    while stack:
+        pc, lo, hi, refused = stack.pop()
+        if lo == hi and lo in refused:
+            continue                                      # no value can take this path
+        insn = program[pc]
+        if not is_node(insn):
+            pieces.append((lo, hi, pc))
+            if len(pieces) > max_pieces:
+                raise _TooBig
+            continue
+        members.add(pc)
+        code, k = insn.code, insn.k
+        if code == JA:
+            stack.append((pc + 1 + k, lo, hi, refused))
+            continue
+        taken, fallen = pc + 1 + insn.jt, pc + 1 + insn.jf
+        if code == JEQ_K:
+            if not lo <= k <= hi or k in refused:
+                stack.append((fallen, lo, hi, refused))   # A cannot equal k here
+                continue
+            stack.append((taken, k, k, frozenset()))
+            if k == lo == hi:
+                continue
+            if k == lo:
+                stack.append((fallen, lo + 1, hi, refused))
+            elif k == hi:
+                stack.append((fallen, lo, hi - 1, refused))
+            else:
+                stack.append((fallen, lo, hi, refused | {k}))
+            continue
+        first = k + 1 if code == JGT_K else k              # the smallest value that jumps
+        if first <= hi:
+            tlo = max(lo, first)
+            stack.append((taken, tlo, hi, frozenset(r for r in refused if r >= tlo)
+                          if refused else refused))
+        if lo < first:
+            fhi = min(hi, first - 1)
+            stack.append((fallen, lo, fhi, frozenset(r for r in refused if r <= fhi)
+                          if refused else refused))
+    return pieces, members
+
+
+def _dispatch(head: int, pieces: list[tuple[int, int, int]], members: set[int]) -> Dispatch | None:
+    cases: dict[int, int] = {}
+    spans: list[tuple[int, int, int]] = []
+    for lo, hi, target in pieces:
+        if lo == hi:
+            if cases.get(lo, target) != target:
+                return None                               # cannot happen; refuse rather than guess
+            cases[lo] = target
+        else:
+            spans.append((lo, hi, target))
+    spans.sort()
+    merged: list[list[int]] = []
+    for lo, hi, target in spans:
+        if merged and merged[-1][2] == target:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi, target])
+    targets = {t for _, _, t in merged}
+    default = targets.pop() if len(targets) == 1 else None
+    ranges = () if default is not None else tuple((lo, hi, t) for lo, hi, t in merged)
+    return Dispatch(head, tuple(sorted(cases.items())), default, ranges, tuple(sorted(members)))
+
+
+def find_dispatches(program: Sequence[Instruction], *, min_cases: int = MIN_CASES
+                    ) -> dict[int, Dispatch]:
+    """Head instruction -> Dispatch, for every reachable region worth a ``switch``.
+
+    A head is a comparison entered from something other than a region node
+    (a ``ja`` counts as the nodes that reach it). Heads are taken in program
+    order until the total number of cases would exceed
+    ``MAX_CASES_PER_INSN * len(program)``; later regions stay compare-and-branch.
+    """
+    n = len(program)
     preds = _predecessors(program)
-    budget = MAX_CASES_PER_INSN * len(program)
-    found: dict[int, Chain] = {}
+    budget = MAX_CASES_PER_INSN * n
+    max_pieces = MAX_PIECES_PER_INSN * n + 64
+    outside: dict[int, bool] = {}
+
+    def entered_from_outside(pc: int) -> bool:
+        """True when some path reaches ``pc`` without passing through a comparison node."""
+        found = outside.get(pc)
+        if found is None:
+            if pc == 0:
+                found = True
+            else:
+                found = False
+                for p in preds[pc]:
+                    insn = program[p]
+                    if not is_node(insn) or (insn.code == JA and entered_from_outside(p)):
+                        found = True
+                        break
+            outside[pc] = found
+        return found
+
+    found: dict[int, Dispatch] = {}
     for pc, insn in enumerate(program):
-        if not is_link(insn):
+        if insn.code not in COMPARISONS or insn.jt == insn.jf:
             continue
-        entries = preds[pc] if pc else [-1]          # instruction 0 is entered by the kernel
-        if not entries or all(p >= 0 and _is_continuation(program, p, pc) for p in entries):
+        if not (preds[pc] or pc == 0) or not entered_from_outside(pc):
             continue
-        chain = _walk(program, pc)
-        if len(chain.cases) < min_cases:
+        try:
+            pieces, members = explore(program, pc, max_pieces)
+        except _TooBig:
             continue
-        budget -= len(chain.cases)
+        region = _dispatch(pc, pieces, members)
+        if region is None or len(region.cases) < min_cases:
+            continue
+        budget -= len(region.cases) + len(region.ranges)
         if budget < 0:
             break
-        found[pc] = chain
+        found[pc] = region
     return found

@@ -2,7 +2,7 @@
 
 The pipeline, one module per step:
 
-1. :mod:`bpfjit.analysis` — dispatch chains and the constant-verdict table;
+1. :mod:`bpfjit.analysis` — dispatch regions and the constant-verdict table;
 2. :mod:`.lower` — the program as an LLVM IR module (llvmlite.ir);
 3. :mod:`.engine` — optimisation and code generation (llvmlite.binding);
 4. :mod:`.image` — the object linked into a flat position-independent image
@@ -89,8 +89,8 @@ class LlvmEvaluator:
             from ...analysis import dispatch, verdicts
             from . import engine, lower
             table = verdicts.build(self.program, self.layout)
-            chains = dispatch.find_chains(self.program)
-            ir_text = str(lower.lower(self.program, self.layout, chains=chains, table=table))
+            regions = dispatch.find_dispatches(self.program)
+            ir_text = str(lower.lower(self.program, self.layout, dispatches=regions, table=table))
             kind = "jit" if self.info.get("kind") == "mcjit" else "image"
             mod = engine.optimize(ir_text, kind)
             self._describe = {"ir": ir_text, "optimized_ir": str(mod),
@@ -202,12 +202,12 @@ def _build(program: CheckedProgram, layout: Layout, loader: str) -> tuple[Any, d
     from . import engine, lower
     t0 = time.perf_counter()
     table = verdicts.build(program, layout)
-    chains = dispatch.find_chains(program)
+    regions = dispatch.find_dispatches(program)
     t1 = time.perf_counter()
-    ir_text = str(lower.lower(program, layout, chains=chains, table=table))
+    ir_text = str(lower.lower(program, layout, dispatches=regions, table=table))
     t2 = time.perf_counter()
     info: dict[str, Any] = {"table_entries": table.entries, "table_known": table.known,
-                            "table_windows": len(table.windows), "switches": len(chains)}
+                            "table_windows": len(table.windows), "switches": len(regions)}
     if loader == "image":
         mod = engine.optimize(ir_text, "image")
         t3 = time.perf_counter()

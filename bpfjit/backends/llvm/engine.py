@@ -10,7 +10,7 @@
   compiles (or loads a cached object) and resolves the entry points.
 
 The pipeline is deliberately lean. Lowering already produces SSA (no allocas),
-recognised dispatch chains are already ``switch`` instructions and every record
+recognised dispatch regions are already ``switch`` instructions and every record
 word is loaded once, so after inlining the small entry points only
 ``instcombine`` and ``simplifycfg`` are worth their time; instruction selection
 at ``-O2`` does the rest. It keeps a cold compile of the 1,001-instruction

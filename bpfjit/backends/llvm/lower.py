@@ -17,8 +17,10 @@ memory is read, and only ``out[i]`` is written.
 The program body is built directly in SSA form: jumps only go forward, so
 when a block is reached all its predecessors are done and A, X and M[0..15]
 at its entry are either one value or a phi of the values on each incoming
-edge. Recognised ``jeq`` dispatch chains (:mod:`bpfjit.analysis.dispatch`)
-become ``switch`` instructions; the constant-verdict table
+edge. Recognised dispatch regions (chains and trees of ``jeq/jgt/jge #k`` on
+one value, :mod:`bpfjit.analysis.dispatch`) become one ``switch`` each, with a
+binary search over intervals when values outside the cases do not all go to
+one place; the constant-verdict table
 (:mod:`bpfjit.analysis.verdicts`) is a constant array consulted by
 ``bpfjit_one`` before the body runs. Machine semantics are the kernel's:
 u32 arithmetic that wraps, ``udiv``, shifts by ``X & 31``, division by
@@ -34,7 +36,7 @@ from llvmlite import ir
 
 from ... import opcodes as op
 from ...analysis import cfg as cfgmod
-from ...analysis.dispatch import Chain
+from ...analysis.dispatch import Dispatch
 from ...analysis.verdicts import VerdictTable
 from ...program import Instruction
 from ...seccomp.layouts import ARCH_OFFSET, NR_OFFSET, SECCOMP_DATA_SIZE, Layout
@@ -82,10 +84,10 @@ class _BodyBuilder:
     """Builds ``bpfjit_program(ptr rec) -> i32`` from the program, block by block, in SSA form."""
 
     def __init__(self, program: Sequence[Instruction], layout: Layout,
-                 chains: dict[int, Chain], fn: ir.Function, const: _Constants):
+                 dispatches: dict[int, Dispatch], fn: ir.Function, const: _Constants):
         self.program = program
         self.layout = layout
-        self.chains = chains
+        self.dispatches = dispatches
         self.fn = fn
         self.const = const
         self.graph = cfgmod.build(program)
@@ -93,12 +95,12 @@ class _BodyBuilder:
         self.incoming: dict[int, list[tuple[ir.Block, tuple]]] = {}
         self._ret0: ir.Block | None = None
 
-    # --- graph of the lowered code: a chain head's edges are its switch cases ---
+    # --- graph of the lowered code: a dispatch head's edges go where its region leaves ---
     def _successors(self, start: int) -> tuple[int, ...]:
         end = self.graph.blocks[start].end
-        chain = self.chains.get(end)
-        if chain is not None:
-            return tuple(dict.fromkeys([t for _, t in chain.cases] + [chain.default]))
+        region = self.dispatches.get(end)
+        if region is not None:
+            return region.targets()
         return self.graph.blocks[start].successors
 
     def _live_blocks(self) -> list[int]:
@@ -244,13 +246,10 @@ class _BodyBuilder:
         if taken == fallen:
             b.branch(self._edge(here, taken, state))
             return
-        chain = self.chains.get(pc)
+        region = self.dispatches.get(pc)
         a = state[REG_A]
-        if chain is not None:
-            default = self._edge(here, chain.default, state)
-            sw = b.switch(a, default)
-            for k, target in chain.cases:
-                sw.add_case(self.const(k), self._edge(here, target, state))
+        if region is not None:
+            self._switch(b, pc, region, a, state)
             return
         jop = op.bpf_op(code)
         operand = state[REG_X] if op.bpf_src(code) == op.BPF_X else self.const(insn.k)
@@ -260,6 +259,32 @@ class _BodyBuilder:
         else:
             cond = b.icmp_unsigned(_JMP_PREDICATES[jop], a, operand, name=f"c{pc}")
         b.cbranch(cond, self._edge(here, taken, state), self._edge(here, fallen, state))
+
+    def _switch(self, b: ir.IRBuilder, pc: int, region: Dispatch, a, state: tuple) -> None:
+        """``switch`` on A over the region's cases; other values: its default or ranges."""
+        here = b.block
+        if region.default is not None:
+            other = self._edge(here, region.default, state)
+        else:
+            other = self.fn.append_basic_block(f"ranges{pc}")
+        sw = b.switch(a, other)
+        for k, target in region.cases:
+            sw.add_case(self.const(k), self._edge(here, target, state))
+        if region.default is None:
+            self._search(ir.IRBuilder(other), pc, list(region.ranges), a, state)
+
+    def _search(self, b: ir.IRBuilder, pc: int, ranges: list, a, state: tuple) -> None:
+        """Binary search over sorted, disjoint intervals that cover every value reaching here."""
+        if len(ranges) == 1:
+            b.branch(self._edge(b.block, ranges[0][2], state))
+            return
+        mid = len(ranges) // 2
+        low = self.fn.append_basic_block(f"ranges{pc}_lt{ranges[mid][0]:x}")
+        high = self.fn.append_basic_block(f"ranges{pc}_ge{ranges[mid][0]:x}")
+        cond = b.icmp_unsigned("<", a, self.const(ranges[mid][0]), name=f"r{pc}")
+        b.cbranch(cond, low, high)
+        self._search(ir.IRBuilder(low), pc, ranges[:mid], a, state)
+        self._search(ir.IRBuilder(high), pc, ranges[mid:], a, state)
 
 
 def _reg_name(r: int, start: int) -> str:
@@ -421,7 +446,8 @@ def _lower_args(module: ir.Module, one: ir.Function, layout: Layout, const: _Con
     nb.ret(nb.call(fn, [nr_fn.args[0], const(layout.audit_arch), zero64] + [zero64] * 6))
 
 
-def lower(program: Sequence[Instruction], layout: Layout, *, chains: dict[int, Chain] | None = None,
+def lower(program: Sequence[Instruction], layout: Layout, *,
+          dispatches: dict[int, Dispatch] | None = None,
           table: VerdictTable | None = None, name: str = "bpfjit") -> ir.Module:
     """The IR module for a checked program (see the module docstring for its entry points)."""
     if not len(program):
@@ -434,7 +460,7 @@ def lower(program: Sequence[Instruction], layout: Layout, *, chains: dict[int, C
     body.attributes.add("noinline")
     body.args[0].name = "rec"
     _record_arg(body.args[0])
-    _BodyBuilder(program, layout, chains or {}, body, const).build()
+    _BodyBuilder(program, layout, dispatches or {}, body, const).build()
     one = _lower_one(module, body, layout, table, const)
     _lower_batch(module, one)
     _lower_args(module, one, layout, const)
