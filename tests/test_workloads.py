@@ -1,7 +1,7 @@
 """Benchmark workloads: seeded record mixes, corpus filter sets, baselines and `bpfjit bench`."""
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -125,13 +125,22 @@ def test_corpus_filters_and_the_nspawn_stack():
 
 
 def test_bench_modules_import():
-    sys.path.insert(0, str(ROOT / "bench"))
+    """bench/*.py import (under private names, so nothing clashes with tests/ modules)."""
+    bench = ROOT / "bench"
+    sys.path.insert(0, str(bench))
     try:
-        for mod in ("test_batch_throughput", "test_single_call", "test_compile_time",
-                    "test_baselines"):
-            importlib.import_module(mod)
+        for mod in ("matrix", "conftest", "test_batch_throughput", "test_single_call",
+                    "test_compile_time", "test_baselines"):
+            name = f"_bpfjit_bench_{mod}"
+            spec = importlib.util.spec_from_file_location(name, bench / f"{mod}.py")
+            module = sys.modules[name] = importlib.util.module_from_spec(spec)
+            try:
+                spec.loader.exec_module(module)
+            finally:
+                del sys.modules[name]
     finally:
-        sys.path.remove(str(ROOT / "bench"))
+        sys.path.remove(str(bench))
+        sys.modules.pop("matrix", None)
 
 
 def test_bench_cli_smoke(tmp_path):
