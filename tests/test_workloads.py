@@ -154,7 +154,7 @@ def test_bench_cli_smoke(tmp_path):
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_bench_cli_bad_input():
+def test_bench_cli_bad_input(tmp_path):
     from bpfjit.cli.bench import command
     runner = CliRunner()
     result = runner.invoke(command, ["-b", "quantum"])
@@ -163,6 +163,13 @@ def test_bench_cli_bad_input():
     assert result.exit_code == 2 and "unknown record mix 'bursty'" in result.output
     result = runner.invoke(command, ["-f", "nope", "-b", "reference", "--no-baselines"])
     assert result.exit_code == 2 and "'nope'" in result.output
+    bad = tmp_path / "bad.bpf"                  # ret #0, then a jump past the end
+    bad.write_bytes(bytes.fromhex("0600000000000000" "1500000000000000"))
+    result = runner.invoke(command, ["-f", str(bad), "-b", "reference", "--no-baselines"])
+    assert result.exit_code == 2 and "instruction 1" in result.output
+    bad.write_bytes(b"\x06" * 13)
+    result = runner.invoke(command, ["-f", str(bad), "-b", "reference", "--no-baselines"])
+    assert result.exit_code == 2 and "8-byte" in result.output
 
 
 def test_pcap_baseline_agrees_with_the_reference():

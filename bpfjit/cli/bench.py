@@ -109,6 +109,7 @@ def run_matrix(filters: list[str], backends: list[str], mixes: list[str], size: 
     from .. import backends as backends_mod
     from .. import baselines as base
     from .. import workloads
+    from ..errors import BpfjitError
 
     avail = {b: backend_problem(b) for b in backends}
     info: dict = {"stream": {}, "pcap": {}, "notes": []}
@@ -130,7 +131,10 @@ def run_matrix(filters: list[str], backends: list[str], mixes: list[str], size: 
             if full is None:
                 log(f"generating {size:,} {mix} records for {arch}")
                 full = record_cache[(mix, arch, size)] = workloads.mix(mix, size, seed, arch)
-            check_ref = workloads.compile_subject(programs, "reference", arch)
+            try:
+                check_ref = workloads.compile_subject(programs, "reference", arch)
+            except BpfjitError as exc:
+                raise InputProblem(f"{fname}: {exc}") from None
             expected = check_ref.evaluate_batch(full[:CHECK_RECORDS])
             if baselines and not stream_why and (mix, arch, size) not in info["stream"]:
                 info["stream"][(mix, arch, size)] = base.stream_seconds(full, repeat=5)
