@@ -43,6 +43,7 @@ from ...seccomp.layouts import ARCH_OFFSET, NR_OFFSET, SECCOMP_DATA_SIZE, Layout
 from .abi import ENTRY_ARGS, ENTRY_BATCH, ENTRY_NR, ENTRY_ONE
 
 BODY = "bpfjit_program"
+LOOKUP = "bpfjit_lookup"
 TABLE = "bpfjit_verdicts"
 
 I1 = ir.IntType(1)
@@ -324,10 +325,11 @@ def _table_global(module: ir.Module, table: VerdictTable) -> tuple[ir.GlobalVari
     return g, sentinel
 
 
-def _lower_one(module: ir.Module, body: ir.Function, layout: Layout,
-               table: VerdictTable | None, const: _Constants) -> ir.Function:
-    """``bpfjit_one``: the verdict table for known (arch, nr), else the program body."""
-    fn = ir.Function(module, ir.FunctionType(I32, [PTR]), ENTRY_ONE)
+def _lower_lookup(module: ir.Module, body: ir.Function, layout: Layout,
+                  table: VerdictTable | None, const: _Constants) -> ir.Function:
+    """The verdict table for known (arch, nr), else the program body (inlined where used)."""
+    fn = ir.Function(module, ir.FunctionType(I32, [PTR]), LOOKUP)
+    fn.linkage = "internal"
     _nounwind(fn)
     fn.attributes.add("alwaysinline")
     rec = fn.args[0]
@@ -380,6 +382,17 @@ def _lower_one(module: ir.Module, body: ir.Function, layout: Layout,
             index.add_incoming(pos, cb.block)
             cb = ir.IRBuilder(nxt)
         cb.branch(run)
+    return fn
+
+
+def _lower_one(module: ir.Module, lookup: ir.Function) -> ir.Function:
+    """``bpfjit_one``; single calls reach it through ``bpfjit_args`` too (one copy, not two)."""
+    fn = ir.Function(module, ir.FunctionType(I32, [PTR]), ENTRY_ONE)
+    _nounwind(fn)
+    fn.args[0].name = "rec"
+    _record_arg(fn.args[0])
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    b.ret(b.call(lookup, [fn.args[0]], name="verdict"))
     return fn
 
 
@@ -461,7 +474,7 @@ def lower(program: Sequence[Instruction], layout: Layout, *,
     body.args[0].name = "rec"
     _record_arg(body.args[0])
     _BodyBuilder(program, layout, dispatches or {}, body, const).build()
-    one = _lower_one(module, body, layout, table, const)
-    _lower_batch(module, one)
-    _lower_args(module, one, layout, const)
+    lookup = _lower_lookup(module, body, layout, table, const)
+    _lower_batch(module, lookup)
+    _lower_args(module, _lower_one(module, lookup), layout, const)
     return module
