@@ -196,29 +196,22 @@ def find_dispatches(program: Sequence[Instruction], *, min_cases: int = MIN_CASE
     preds = _predecessors(program)
     budget = MAX_CASES_PER_INSN * n
     max_pieces = MAX_PIECES_PER_INSN * n + 64
-    outside: dict[int, bool] = {}
-
-    def entered_from_outside(pc: int) -> bool:
-        """True when some path reaches ``pc`` without passing through a comparison node."""
-        found = outside.get(pc)
-        if found is None:
-            if pc == 0:
-                found = True
-            else:
-                found = False
-                for p in preds[pc]:
-                    insn = program[p]
-                    if not is_node(insn) or (insn.code == JA and entered_from_outside(p)):
-                        found = True
-                        break
-            outside[pc] = found
-        return found
+    # entered[pc]: some path reaches pc without passing through a comparison node
+    # (a ``ja`` passes on what reaches it); jumps go forward, so one pass suffices.
+    entered = [False] * n
+    entered[0] = True
+    for pc in range(1, n):
+        for p in preds[pc]:
+            insn = program[p]
+            if not is_node(insn) or (insn.code == JA and entered[p]):
+                entered[pc] = True
+                break
 
     found: dict[int, Dispatch] = {}
     for pc, insn in enumerate(program):
         if insn.code not in COMPARISONS or insn.jt == insn.jf:
             continue
-        if not (preds[pc] or pc == 0) or not entered_from_outside(pc):
+        if not (preds[pc] or pc == 0) or not entered[pc]:
             continue
         try:
             pieces, members = explore(program, pc, max_pieces)

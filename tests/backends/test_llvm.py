@@ -355,3 +355,38 @@ def test_single_call_arguments_are_normalised_or_refused(backend):
         f.evaluate("no_such_syscall")
     with pytest.raises(bpfjit.UnknownArchError):
         f.evaluate(0, arch="vax")
+
+
+def _largest_programs() -> list[Program]:
+    """4096-instruction programs of awkward shapes (the kernel's BPF_MAXINSNS)."""
+    n = op.BPF_MAXINSNS
+    rng = random.Random(4096)
+    ja_run = [I(op.BPF_JMP | op.BPF_JA, 0)] * (n - 6) + [
+        I(LD, 0), I(op.BPF_JMP | op.BPF_JEQ | op.BPF_K, 59, 0, 1), I(RET_K, 0),
+        I(LD, 16), I(alu(op.BPF_ADD), 1), I(RET_A)]
+    chain = [I(LD, 0)]                  # jeq #k, 0, 1; ja allow  (libseccomp's long jumps)
+    for k in range((n - 4) // 2):
+        chain += [I(op.BPF_JMP | op.BPF_JEQ | op.BPF_K, 3 * k, 0, 1),
+                  I(op.BPF_JMP | op.BPF_JA, n - 1 - (len(chain) + 2))]
+    chain += [I(RET_K, 0x50001)] * (n - 1 - len(chain)) + [I(RET_K, ALLOW)]
+    diamonds = []                       # argument tests whose paths all meet again
+    for i in range((n - 2) // 2):
+        diamonds += [I(LD, 16 + 4 * (i % 12)),
+                     I(op.BPF_JMP | op.BPF_JSET | op.BPF_K, 1 << (i % 32), 0, 0)]
+    diamonds = diamonds[:n - 2] + [I(LD, 0), I(RET_A)]
+    stores = []                         # every scratch cell and register rewritten again and again
+    for i in range(n - 1):
+        stores.append(rng.choice([I(op.BPF_ST, i % 16), I(op.BPF_STX, (i * 7) % 16),
+                                  I(alu(op.BPF_XOR), rng.getrandbits(32)), I(TAX),
+                                  I(alu(op.BPF_ADD, op.BPF_X)), I(LD, 4 * (i % 16))]))
+    stores.append(I(RET_A))
+    return [Program(p) for p in (ja_run, chain, diamonds, stores)]
+
+
+def test_the_largest_programs_compile_and_agree():
+    for prog in _largest_programs():
+        assert len(prog) == op.BPF_MAXINSNS
+        lay = layouts.layout("x86_64")
+        f = bpfjit.compile(prog, backend="llvm", arch="x86_64")
+        recs = inputs_for(prog, random.Random(1), 64, layout=lay)
+        assert f.evaluate_batch(recs).tolist() == reference(prog, recs, lay)
