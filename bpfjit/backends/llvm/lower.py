@@ -403,7 +403,6 @@ def _lower_batch(module: ir.Module, one: ir.Function) -> None:
     recs.name, n.name, out.name = "records", "count", "out"
     for arg in (recs, out):
         arg.attributes.add("noalias")
-        arg.attributes.add("captures(none)")
     entry = fn.append_basic_block("entry")
     loop = fn.append_basic_block("loop")
     done = fn.append_basic_block("done")
