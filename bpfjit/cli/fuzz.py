@@ -74,7 +74,7 @@ def _report_json(report) -> dict:
 @click.option("--kinds", default=None, metavar="K1,K2",
               help=f"Program kinds to draw ({', '.join(KINDS)}; default all, "
                    f"realistic,valid with --stack).")
-@click.option("--inputs", "inputs_per_program", type=click.IntRange(min=1), default=64,
+@click.option("--inputs", "inputs_per_program", type=click.IntRange(min=1), default=128,
               show_default=True, help="Records per program.")
 @click.option("--max-disagreements", type=click.IntRange(min=1), default=None,
               help="Stop after this many distinct disagreements.")

@@ -30,6 +30,7 @@ import random
 import re
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +50,7 @@ from .candidates import Candidate, CandidateError, Rejected, backend_candidate, 
 
 DEFAULT_KINDS = ("valid", "realistic", "near_valid", "garbage")
 STACK_KINDS = ("realistic", "valid")
-INPUTS_PER_PROGRAM = 64
+INPUTS_PER_PROGRAM = 128
 
 _JUMP_TESTS = {op.BPF_JEQ: lambda a, b: a == b, op.BPF_JGT: lambda a, b: a > b,
                op.BPF_JGE: lambda a, b: a >= b, op.BPF_JSET: lambda a, b: (a & b) != 0}
@@ -217,12 +218,14 @@ class FuzzReport:
 
 # --- oracles --------------------------------------------------------------------------------
 
-def expected_acceptance(data: bytes) -> tuple[bool, str | None, str]:
-    """(accepted, errno name, why) from bpfjit.check for little-endian ``sock_filter`` bytes."""
+def expected_acceptance(data: bytes, program: Program | None = None
+                        ) -> tuple[bool, str | None, str]:
+    """(accepted, errno name, why) from bpfjit.check for little-endian ``sock_filter`` bytes
+    (``program``: the same bytes already decoded)."""
     if len(data) % 8:
         return False, "EINVAL", f"{len(data)} bytes is not a whole number of instructions"
     try:
-        check(Program.from_bytes(data, "little"))
+        check(program if program is not None else Program.from_bytes(data, "little"))
     except InvalidProgram as exc:
         return False, exc.errno, str(exc)
     except LoadError as exc:
@@ -586,27 +589,43 @@ def run(candidates: Sequence["str | Candidate | Callable"], *, seconds: float | 
     return report
 
 
-def _with_kernel(stream, state: _Run, stack: bool, chunk: int = 32):
-    """``(index, kind, data, kernel decision)``, asking the kernel about ``chunk`` programs at once."""
-    index = 0
-    while True:
+def _with_kernel(stream, state: _Run, stack: bool, chunk: int = 64):
+    """``(index, kind, data, kernel decision)``, asking the kernel about ``chunk`` programs at once.
+
+    The kernel's answers for the next chunk are fetched on a helper thread
+    while this chunk is compared (the native call releases the GIL and
+    mostly waits on its child tasks).
+    """
+    def take():
         batch = [(kind, data if stack else bytes(data)) for kind, data in
                  itertools.islice(stream, chunk)]
-        if not batch:
-            return
-        decisions = [None] * len(batch) if stack else \
-            state.kernel_decisions([data for _, data in batch])
-        for (kind, data), decision in zip(batch, decisions):
-            yield index, kind, data, decision
-            index += 1
+        if stack or state.kernel_accepts is None:
+            return batch, None
+        return batch, pool.submit(state.kernel_decisions, [data for _, data in batch])
+
+    index = 0
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        batch, pending = take()
+        while batch:
+            decisions = pending.result() if pending is not None else [None] * len(batch)
+            nxt, nxt_pending = take()
+            try:
+                for (kind, data), decision in zip(batch, decisions):
+                    yield index, kind, data, decision
+                    index += 1
+            finally:
+                if nxt_pending is not None and not nxt:
+                    nxt_pending.cancel()
+            batch, pending = nxt, nxt_pending
 
 
 def _one_program(state: _Run, data: bytes, decision, rng, make_inputs, n_inputs: int,
                  sample: int, origin: dict) -> None:
     rep, lay = state.report, state.layout
-    ok, err, _ = expected_acceptance(data)
     whole = bool(data) and not len(data) % 8
-    insns = [tuple(i) for i in Program.from_bytes(data[: len(data) - len(data) % 8], "little")]
+    prog = Program.from_bytes(data[: len(data) - len(data) % 8], "little")
+    ok, err, _ = expected_acceptance(data, prog)
+    insns = [tuple(i) for i in prog]
     origin = dict(origin, instructions=len(insns))
     if decision is not None:
         k_ok, k_err = decision
@@ -624,7 +643,6 @@ def _one_program(state: _Run, data: bytes, decision, rng, make_inputs, n_inputs:
                 state.found("accepts-invalid", "bpfjit.check", cand, [insns], None, origin)
         return
     rep.valid_programs += 1
-    prog = Program(insns)
     records = make_inputs(prog, rng, n_inputs, lay.name)
     rep.records += len(records)
     expected = reference_values([insns], records, lay.byteorder,
