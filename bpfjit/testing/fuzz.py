@@ -24,29 +24,25 @@ records: which seccomp opcodes ran, which conditional-jump outcomes
 """
 from __future__ import annotations
 
-import errno as errno_names
 import itertools
 import random
 import re
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-import bpfjit_reference as ref
-
 from .. import opcodes as op
-from ..check import check
-from ..errors import BackendUnavailable, BpfjitError, InvalidProgram, LoadError
+from ..errors import BackendUnavailable, BpfjitError
 from ..program import Program
 from ..seccomp import layouts
-from ..seccomp.actions import Action
 from . import shrink as shrinking
 from .candidates import Candidate, CandidateError, Rejected, backend_candidate, resolve_all
+from .shrink import Disagreement, Referee, expected_acceptance, reference_values
 
 DEFAULT_KINDS = ("valid", "realistic", "near_valid", "garbage")
 STACK_KINDS = ("realistic", "valid")
@@ -108,50 +104,6 @@ class Coverage:
 
 
 # --- results --------------------------------------------------------------------------------
-
-@dataclass
-class Disagreement:
-    """One distinct disagreement, shrunk.
-
-    ``kind``: ``verdict`` (different 32-bit value), ``accepts-invalid``,
-    ``rejects-valid`` or ``errno`` (both reject, with different errnos).
-    ``oracle`` names who is taken as right (``reference``, ``bpfjit.check``,
-    ``kernel``); ``candidates`` who disagree with it on the reproducer.
-    """
-
-    kind: str
-    oracle: str
-    candidates: tuple[str, ...]
-    programs: list[list[tuple[int, int, int, int]]]
-    record: dict[str, int] | None
-    expected: dict
-    answers: dict[str, dict]
-    origin: dict
-    count: int = 1
-    path: Path | None = None
-
-    @property
-    def instructions(self) -> int:
-        """Instructions of the (largest) shrunk program."""
-        return max((len(p) for p in self.programs), default=0)
-
-    def key(self) -> tuple:
-        rec = tuple(sorted(self.record.items())) if self.record else None
-        return (self.kind, self.candidates, tuple(tuple(p) for p in self.programs), rec)
-
-    def summary(self) -> str:
-        who = ", ".join(self.candidates)
-        what = {"verdict": "returns a different 32-bit value than",
-                "accepts-invalid": "accepts a program rejected by",
-                "rejects-valid": "rejects (or fails on) a program accepted by",
-                "errno": "rejects with another errno than"}
-        sizes = "+".join(str(len(p)) for p in self.programs)
-        line = f"{who} {what.get(self.kind, self.kind)} {self.oracle} " \
-               f"({sizes} instructions, seen {self.count}x)"
-        if self.path:
-            line += f" -> {self.path}"
-        return line
-
 
 @dataclass
 class FuzzReport:
@@ -217,50 +169,6 @@ class FuzzReport:
 
 
 # --- oracles --------------------------------------------------------------------------------
-
-def expected_acceptance(data: bytes, program: Program | None = None
-                        ) -> tuple[bool, str | None, str]:
-    """(accepted, errno name, why) from bpfjit.check for little-endian ``sock_filter`` bytes
-    (``program``: the same bytes already decoded)."""
-    if len(data) % 8:
-        return False, "EINVAL", f"{len(data)} bytes is not a whole number of instructions"
-    try:
-        check(program if program is not None else Program.from_bytes(data, "little"))
-    except InvalidProgram as exc:
-        return False, exc.errno, str(exc)
-    except LoadError as exc:
-        return False, "EINVAL", str(exc)
-    return True, None, ""
-
-
-def reference_values(programs: Sequence[Sequence[tuple]], records: np.ndarray, byteorder: str,
-                     *, stack: bool = False, on_step: Callable | None = None,
-                     sample: int = 0) -> np.ndarray:
-    """The reference's uint32 answers for each record (``stack``: what the stack returns).
-
-    The first ``sample`` records run with ``on_step`` (coverage).
-    """
-    insns = [[tuple(i) for i in p] for p in programs]
-    out = np.empty(len(records), dtype=np.uint32)
-    columns = zip(records["nr"].tolist(), records["arch"].tolist(),
-                  records["instruction_pointer"].tolist(), records["args"].tolist())
-    for i, (nr, arch, ip, args) in enumerate(columns):
-        image = ref.seccomp_data_image(nr, arch, ip, args, byteorder)
-        hook = on_step if i < sample else None
-        values = [ref.run(p, image, byteorder=byteorder, on_step=hook) for p in insns]
-        out[i] = ref.run_stack(values) if stack else values[0]
-    return out
-
-
-def _describe(value) -> dict:
-    if isinstance(value, Rejected):
-        return {"rejected": value.reason}
-    if isinstance(value, bool):
-        return {"accepts": value}
-    v = int(value)
-    return {"value": v, "hex": f"{v:#010x}", "action": str(Action.from_value(v))}
-
-
 # --- the run --------------------------------------------------------------------------------
 
 def _default_source(seed: int, kinds: Sequence[str]) -> Iterator[tuple[str, bytes]]:
@@ -331,60 +239,7 @@ class _Run:
         self.max_shrinks = max_shrinks
         self.shrinks: Counter = Counter()
         self.seen: dict[tuple, Disagreement] = {}
-
-    # -- oracle and candidate answers on (shrunk) programs --
-    def _bytes(self, programs):
-        data = [Program(p).to_bytes("little") for p in programs]
-        return data if self.report.stack else data[0]
-
-    def _kernel_decision(self, data: bytes) -> tuple[bool, str | None]:
-        return self.kernel_decisions([data])[0]
-
-    def kernel_decisions(self, datas: list[bytes]) -> list[tuple[bool, str | None] | None]:
-        """seccomp(2)'s (accepted, errno name) for each program; None where it cannot be asked
-        (not whole instructions) or when the kernel is not used."""
-        if self.kernel_accepts is None:
-            return [None] * len(datas)
-        from ..backends.kernel import kernel_accepts_many
-        asked = [i for i, d in enumerate(datas) if not len(d) % 8]
-        errs = kernel_accepts_many([datas[i] for i in asked]) if asked else []
-        out: list = [None] * len(datas)
-        for i, err in zip(asked, errs):
-            out[i] = (err == 0, errno_names.errorcode.get(err, str(err)) if err else None)
-        return out
-
-    def _all_valid(self, programs) -> bool:
-        return all(expected_acceptance(Program(p).to_bytes("little"))[0] for p in programs)
-
-    def predicate(self, kind: str, oracle: str, cand: Candidate | None, record: dict | None):
-        """``holds(programs)`` for a disagreement of ``kind`` between ``cand`` and ``oracle``."""
-        recs = shrinking.make_records([record]) if record else None
-
-        def holds(programs) -> bool:
-            if kind in ("verdict", "rejects-valid") and not self._all_valid(programs):
-                return False
-            data = self._bytes(programs)
-            if kind == "verdict":
-                exp = reference_values(programs, recs, self.layout.byteorder,
-                                   stack=self.report.stack)
-                got = cand.answer(data, recs)
-                return isinstance(got, np.ndarray) and int(got[0]) != int(exp[0])
-            if kind == "rejects-valid":
-                if cand.evaluates:
-                    return isinstance(cand.answer(data, recs if recs is not None else
-                                                  shrinking.make_records([_ZERO])), Rejected)
-                return cand.accepts(data) is not True
-            ok, err, _ = expected_acceptance(data)
-            if oracle == "kernel":          # bpfjit.check is the candidate
-                if len(data) % 8 or not data:
-                    return False
-                k_ok, k_err = self._kernel_decision(data)
-                return (ok, err) != (k_ok, k_err) and \
-                    (kind != "errno" or (not ok and not k_ok)) and \
-                    (kind != "accepts-invalid" or (ok and not k_ok)) and \
-                    (kind != "rejects-valid" or (k_ok and not ok))
-            return not ok and cand.accepts(data) is True          # accepts-invalid
-        return holds
+        self.referee = Referee(cands, layout, stack=report.stack, kernel_accepts=kernel_accepts)
 
     def found(self, kind: str, oracle: str, cand: Candidate | None, programs, record,
               origin: dict) -> None:
@@ -397,13 +252,13 @@ class _Run:
             return
         self.shrinks[(who, kind)] += 1
         programs = [[tuple(i) for i in p] for p in programs]
-        holds = self.predicate(kind, oracle, cand, record)
+        holds = self.referee.predicate(kind, oracle, cand, record)
         if self.shrink:
             budget = shrinking.Budget(self.shrink_budget)
             programs = shrinking.shrink_programs(programs, holds, budget=budget)
             if record is not None:
-                record = shrinking.shrink_record(record, self._batch_predicate(cand, programs))
-        d = self.describe(kind, oracle, cand, programs, record, origin)
+                record = shrinking.shrink_record(record, self.referee.batch_predicate(cand, programs))
+        d = self.referee.describe(kind, oracle, cand, programs, record, origin)
         old = self.seen.get(d.key())
         if old is not None:
             old.count += 1
@@ -414,80 +269,9 @@ class _Run:
             sha = Program(programs[0]).digest()[:8] if programs else "empty"
             name = re.sub(r"[^A-Za-z0-9_.+-]", "_", f"{len(rep.disagreements):03d}-{kind}-"
                           f"{'+'.join(d.candidates)}-{sha}")
-            d.path = shrinking.write_reproducer(self.out_dir / name, programs, self.to_json(d),
+            d.path = shrinking.write_reproducer(self.out_dir / name, programs, self.referee.to_json(d),
                                                 arch=self.layout.name)
 
-    def _batch_predicate(self, cand: Candidate, programs):
-        data = self._bytes(programs)
-
-        def holds_batch(recs: np.ndarray) -> list[bool]:
-            exp = reference_values(programs, recs, self.layout.byteorder,
-                                   stack=self.report.stack)
-            got = cand.answer(data, recs)
-            if not isinstance(got, np.ndarray):
-                return [False] * len(recs)
-            return (got != exp).tolist()
-        return holds_batch
-
-    def describe(self, kind, oracle, cand, programs, record, origin) -> Disagreement:
-        """Everyone's answer on the shrunk reproducer."""
-        data = self._bytes(programs)
-        answers: dict[str, dict] = {}
-        disagree: list[str] = []
-        if kind == "verdict" or (kind == "rejects-valid" and record is not None):
-            recs = shrinking.make_records([record])
-            exp = int(reference_values(programs, recs, self.layout.byteorder,
-                                   stack=self.report.stack)[0])
-            expected = dict(_describe(exp), oracle="reference")
-            for c in self.cands:
-                if not c.evaluates:
-                    continue
-                got = c.answer(data, recs)
-                answers[c.name] = _describe(got if isinstance(got, Rejected) else int(got[0]))
-                if isinstance(got, Rejected) or int(got[0]) != exp:
-                    disagree.append(c.name)
-        else:
-            ok, err, why = expected_acceptance(data if isinstance(data, bytes) else data[0])
-            expected = {"accepts": ok, "errno": err, "why": why, "oracle": "bpfjit.check"}
-            if self.kernel_accepts is not None and isinstance(data, bytes) and data and \
-                    not len(data) % 8:
-                k_ok, k_err = self._kernel_decision(data)
-                answers["kernel"] = {"accepts": k_ok, "errno": k_err}
-                if oracle == "kernel":
-                    expected, answers = dict(answers["kernel"], oracle="kernel"), \
-                        {"bpfjit.check": {"accepts": ok, "errno": err, "why": why}}
-                    disagree.append("bpfjit.check")
-            for c in self.cands:
-                if oracle == "kernel" or (c.accepts_checked and c is not cand):
-                    continue
-                verdict = c.accepts(data)
-                answers[c.name] = _describe(verdict)
-                if (verdict is True) != expected["accepts"]:
-                    disagree.append(c.name)
-        if cand is not None and cand.name not in disagree:
-            disagree.append(cand.name)  # e.g. a kernel sample candidate that others agree with
-        return Disagreement(kind, oracle, tuple(sorted(disagree)), programs, record, expected,
-                            answers, origin)
-
-    def to_json(self, d: Disagreement) -> dict:
-        lay = self.layout
-        doc = {"kind": d.kind, "summary": d.summary(), "seen": d.count, "oracle": d.oracle,
-               "disagreeing": list(d.candidates),
-               "layout": {"name": lay.name, "byteorder": lay.byteorder,
-                          "audit_arch": f"{lay.audit_arch:#010x}"},
-               "stack": len(d.programs) > 1 or self.report.stack}
-        if d.record is not None:
-            nr = d.record["nr"]
-            doc["record"] = {"nr": nr - (1 << 32) if nr >= 1 << 31 else nr,
-                             "arch": d.record["arch"], "arch_hex": f"{d.record['arch']:#010x}",
-                             "instruction_pointer": d.record["instruction_pointer"],
-                             "args": [d.record[f"args[{i}]"] for i in range(6)]}
-        doc.update(expected=d.expected, answers=d.answers, origin=d.origin,
-                   candidates={c.name: c.description for c in self.cands})
-        return doc
-
-
-_ZERO = {name: 0 for name, _ in shrinking.RECORD_FIELDS}
 
 
 def _stacks(source: Iterator[tuple[str, bytes]], rng: random.Random
@@ -530,7 +314,8 @@ def run(candidates: Sequence["str | Candidate | Callable"], *, seconds: float | 
     if use_kernel not in (True, False, "auto"):
         raise ValueError(f"use_kernel must be True, False or 'auto', not {use_kernel!r}")
     lay = layouts.layout(arch)
-    specs = list(candidates)
+    specs = [candidates] if isinstance(candidates, str) or callable(candidates) else \
+        list(candidates)
     if "kernel" in specs and use_kernel is not False:     # the kernel joins as an oracle
         specs.remove("kernel")
         use_kernel = True
@@ -584,7 +369,7 @@ def run(candidates: Sequence["str | Candidate | Callable"], *, seconds: float | 
         report.elapsed = time.monotonic() - start
     for d in report.disagreements:      # the final counts
         if d.path is not None:
-            shrinking.write_reproducer(d.path, d.programs, state.to_json(d),
+            shrinking.write_reproducer(d.path, d.programs, state.referee.to_json(d),
                                        arch=lay.name)
     return report
 
@@ -601,7 +386,7 @@ def _with_kernel(stream, state: _Run, stack: bool, chunk: int = 64):
                  itertools.islice(stream, chunk)]
         if stack or state.kernel_accepts is None:
             return batch, None
-        return batch, pool.submit(state.kernel_decisions, [data for _, data in batch])
+        return batch, pool.submit(state.referee.kernel_decisions, [data for _, data in batch])
 
     index = 0
     with ThreadPoolExecutor(max_workers=1) as pool:

@@ -1,4 +1,4 @@
-"""Fuzzing stage, shrinking: minimise a disagreement (programs, then the input record) into a reproducer.
+"""Fuzzing stage, shrinking: re-check a disagreement, minimise it (programs, then the record), write it.
 
 The shrinker knows nothing about candidates: it is handed a predicate
 ``holds(...) -> bool`` ("the disagreement is still there") and greedily
@@ -22,16 +22,30 @@ record is shrunk with a handful of candidate calls.
 :func:`write_reproducer` then writes the result: ``program.bpf`` (raw,
 little-endian), ``program.asm`` (bpf_asm text, or the C array when the
 disassembler is unavailable), ``program.c`` and ``reproducer.json``.
+
+:class:`Referee` builds the predicates: it re-asks the oracles (bpfjit.check,
+the reference interpreter, seccomp(2)) and the candidates about each
+shrunk program and record, and finally collects everyone's answer on the
+reproducer into a :class:`Disagreement`.
 """
 from __future__ import annotations
 
+import errno as errno_names
 import json
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+import bpfjit_reference as ref
+
 from .. import opcodes as op
+from ..check import check
+from ..errors import InvalidProgram, LoadError
+from ..program import Program
+from ..seccomp.actions import Action
+from .candidates import Candidate, Rejected
 
 Insn = tuple[int, int, int, int]
 Insns = list[Insn]
@@ -304,3 +318,235 @@ def write_reproducer(directory: "str | Path", programs: Sequence[Sequence[Insn]]
     doc["programs"] = files
     (path / "reproducer.json").write_text(json.dumps(doc, indent=2) + "\n")
     return path
+
+
+# --- the disagreement: oracles, predicates, everyone's answers ------------------------------
+
+def expected_acceptance(data: bytes, program: Program | None = None
+                        ) -> tuple[bool, str | None, str]:
+    """(accepted, errno name, why) from bpfjit.check for little-endian ``sock_filter`` bytes
+    (``program``: the same bytes already decoded)."""
+    if len(data) % 8:
+        return False, "EINVAL", f"{len(data)} bytes is not a whole number of instructions"
+    try:
+        check(program if program is not None else Program.from_bytes(data, "little"))
+    except InvalidProgram as exc:
+        return False, exc.errno, str(exc)
+    except LoadError as exc:
+        return False, "EINVAL", str(exc)
+    return True, None, ""
+
+
+def reference_values(programs: Sequence[Sequence[tuple]], records: np.ndarray, byteorder: str,
+                     *, stack: bool = False, on_step: Callable | None = None,
+                     sample: int = 0) -> np.ndarray:
+    """The reference's uint32 answers for each record (``stack``: what the stack returns).
+
+    The first ``sample`` records run with ``on_step`` (coverage).
+    """
+    insns = [[tuple(i) for i in p] for p in programs]
+    out = np.empty(len(records), dtype=np.uint32)
+    columns = zip(records["nr"].tolist(), records["arch"].tolist(),
+                  records["instruction_pointer"].tolist(), records["args"].tolist())
+    for i, (nr, arch, ip, args) in enumerate(columns):
+        image = ref.seccomp_data_image(nr, arch, ip, args, byteorder)
+        hook = on_step if i < sample else None
+        values = [ref.run(p, image, byteorder=byteorder, on_step=hook) for p in insns]
+        out[i] = ref.run_stack(values) if stack else values[0]
+    return out
+
+
+def describe_value(value) -> dict:
+    if isinstance(value, Rejected):
+        return {"rejected": value.reason}
+    if isinstance(value, bool):
+        return {"accepts": value}
+    v = int(value)
+    return {"value": v, "hex": f"{v:#010x}", "action": str(Action.from_value(v))}
+
+
+@dataclass
+class Disagreement:
+    """One distinct disagreement, shrunk.
+
+    ``kind``: ``verdict`` (different 32-bit value), ``accepts-invalid``,
+    ``rejects-valid`` or ``errno`` (both reject, with different errnos).
+    ``oracle`` names who is taken as right (``reference``, ``bpfjit.check``,
+    ``kernel``); ``candidates`` who disagree with it on the reproducer.
+    """
+
+    kind: str
+    oracle: str
+    candidates: tuple[str, ...]
+    programs: list[list[tuple[int, int, int, int]]]
+    record: dict[str, int] | None
+    expected: dict
+    answers: dict[str, dict]
+    origin: dict
+    count: int = 1
+    path: Path | None = None
+
+    @property
+    def instructions(self) -> int:
+        """Instructions of the (largest) shrunk program."""
+        return max((len(p) for p in self.programs), default=0)
+
+    def key(self) -> tuple:
+        rec = tuple(sorted(self.record.items())) if self.record else None
+        return (self.kind, self.candidates, tuple(tuple(p) for p in self.programs), rec)
+
+    def summary(self) -> str:
+        who = ", ".join(self.candidates)
+        what = {"verdict": "returns a different 32-bit value than",
+                "accepts-invalid": "accepts a program rejected by",
+                "rejects-valid": "rejects (or fails on) a program accepted by",
+                "errno": "rejects with another errno than"}
+        sizes = "+".join(str(len(p)) for p in self.programs)
+        line = f"{who} {what.get(self.kind, self.kind)} {self.oracle} " \
+               f"({sizes} instructions, seen {self.count}x)"
+        if self.path:
+            line += f" -> {self.path}"
+        return line
+
+
+_ZERO = {name: 0 for name, _ in RECORD_FIELDS}
+
+
+class Referee:
+    """Re-asks the oracles and the candidates about (shrunk) programs and records.
+
+    The oracles: ``bpfjit.check`` (accept/reject, with the errno), the
+    reference interpreter (values), and seccomp(2) through ``kernel_accepts``
+    when given. ``stack``: programs are stacks, valued by ``run_stack``.
+    """
+
+    def __init__(self, cands: list, layout, *, stack: bool = False, kernel_accepts=None):
+        self.cands = cands
+        self.layout = layout
+        self.stack = stack
+        self.kernel_accepts = kernel_accepts
+
+    # -- oracle and candidate answers on (shrunk) programs --
+    def _bytes(self, programs):
+        data = [Program(p).to_bytes("little") for p in programs]
+        return data if self.stack else data[0]
+
+    def _kernel_decision(self, data: bytes) -> tuple[bool, str | None]:
+        return self.kernel_decisions([data])[0]
+
+    def kernel_decisions(self, datas: list[bytes]) -> list[tuple[bool, str | None] | None]:
+        """seccomp(2)'s (accepted, errno name) for each program; None where it cannot be asked
+        (not whole instructions) or when the kernel is not used."""
+        if self.kernel_accepts is None:
+            return [None] * len(datas)
+        from ..backends.kernel import kernel_accepts_many
+        asked = [i for i, d in enumerate(datas) if not len(d) % 8]
+        errs = kernel_accepts_many([datas[i] for i in asked]) if asked else []
+        out: list = [None] * len(datas)
+        for i, err in zip(asked, errs):
+            out[i] = (err == 0, errno_names.errorcode.get(err, str(err)) if err else None)
+        return out
+
+    def _all_valid(self, programs) -> bool:
+        return all(expected_acceptance(Program(p).to_bytes("little"))[0] for p in programs)
+
+    def predicate(self, kind: str, oracle: str, cand: Candidate | None, record: dict | None):
+        """``holds(programs)`` for a disagreement of ``kind`` between ``cand`` and ``oracle``."""
+        recs = make_records([record]) if record else None
+
+        def holds(programs) -> bool:
+            if kind in ("verdict", "rejects-valid") and not self._all_valid(programs):
+                return False
+            data = self._bytes(programs)
+            if kind == "verdict":
+                exp = reference_values(programs, recs, self.layout.byteorder,
+                                   stack=self.stack)
+                got = cand.answer(data, recs)
+                return isinstance(got, np.ndarray) and int(got[0]) != int(exp[0])
+            if kind == "rejects-valid":
+                if cand.evaluates:
+                    return isinstance(cand.answer(data, recs if recs is not None else
+                                                  make_records([_ZERO])), Rejected)
+                return cand.accepts(data) is not True
+            ok, err, _ = expected_acceptance(data)
+            if oracle == "kernel":          # bpfjit.check is the candidate
+                if len(data) % 8 or not data:
+                    return False
+                k_ok, k_err = self._kernel_decision(data)
+                return (ok, err) != (k_ok, k_err) and \
+                    (kind != "errno" or (not ok and not k_ok)) and \
+                    (kind != "accepts-invalid" or (ok and not k_ok)) and \
+                    (kind != "rejects-valid" or (k_ok and not ok))
+            return not ok and cand.accepts(data) is True          # accepts-invalid
+        return holds
+
+    def batch_predicate(self, cand: Candidate, programs):
+        data = self._bytes(programs)
+
+        def holds_batch(recs: np.ndarray) -> list[bool]:
+            exp = reference_values(programs, recs, self.layout.byteorder,
+                                   stack=self.stack)
+            got = cand.answer(data, recs)
+            if not isinstance(got, np.ndarray):
+                return [False] * len(recs)
+            return (got != exp).tolist()
+        return holds_batch
+
+    def describe(self, kind, oracle, cand, programs, record, origin) -> Disagreement:
+        """Everyone's answer on the shrunk reproducer."""
+        data = self._bytes(programs)
+        answers: dict[str, dict] = {}
+        disagree: list[str] = []
+        if kind == "verdict" or (kind == "rejects-valid" and record is not None):
+            recs = make_records([record])
+            exp = int(reference_values(programs, recs, self.layout.byteorder,
+                                   stack=self.stack)[0])
+            expected = dict(describe_value(exp), oracle="reference")
+            for c in self.cands:
+                if not c.evaluates:
+                    continue
+                got = c.answer(data, recs)
+                if got is None:
+                    continue
+                answers[c.name] = describe_value(got if isinstance(got, Rejected) else int(got[0]))
+                if isinstance(got, Rejected) or int(got[0]) != exp:
+                    disagree.append(c.name)
+        else:
+            ok, err, why = expected_acceptance(data if isinstance(data, bytes) else data[0])
+            expected = {"accepts": ok, "errno": err, "why": why, "oracle": "bpfjit.check"}
+            if self.kernel_accepts is not None and isinstance(data, bytes) and data and \
+                    not len(data) % 8:
+                k_ok, k_err = self._kernel_decision(data)
+                answers["kernel"] = {"accepts": k_ok, "errno": k_err}
+                if oracle == "kernel":
+                    expected, answers = dict(answers["kernel"], oracle="kernel"), \
+                        {"bpfjit.check": {"accepts": ok, "errno": err, "why": why}}
+                    disagree.append("bpfjit.check")
+            for c in self.cands:
+                if oracle == "kernel" or (c.accepts_checked and c is not cand):
+                    continue
+                verdict = c.accepts(data)
+                answers[c.name] = describe_value(verdict)
+                if (verdict is True) != expected["accepts"]:
+                    disagree.append(c.name)
+        if cand is not None and cand.name not in disagree:
+            disagree.append(cand.name)  # e.g. a kernel sample candidate that others agree with
+        return Disagreement(kind, oracle, tuple(sorted(disagree)), programs, record, expected,
+                            answers, origin)
+
+    def to_json(self, d: Disagreement) -> dict:
+        lay = self.layout
+        doc = {"kind": d.kind, "summary": d.summary(), "seen": d.count, "oracle": d.oracle,
+               "disagreeing": list(d.candidates),
+               "layout": {"name": lay.name, "byteorder": lay.byteorder,
+                          "audit_arch": f"{lay.audit_arch:#010x}"},
+               "stack": len(d.programs) > 1 or self.stack}
+        if d.record is not None:
+            nr = d.record["nr"]
+            doc["record"] = {"nr": nr - (1 << 32) if nr >= 1 << 31 else nr,
+                             "arch": d.record["arch"], "arch_hex": f"{d.record['arch']:#010x}",
+                             "instruction_pointer": d.record["instruction_pointer"],
+                             "args": [d.record[f"args[{i}]"] for i in range(6)]}
+        doc.update(expected=d.expected, answers=d.answers, origin=d.origin,
+                   candidates={c.name: c.description for c in self.cands})
+        return doc
