@@ -284,7 +284,7 @@ def _stacks(source: Iterator[tuple[str, bytes]], rng: random.Random
             continue
         pending.append((kind, data))
         if len(pending) == want:
-            yield "+".join(k for k, _ in pending), [d for _, d in pending]
+            yield f"stack of {len(pending)}", [d for _, d in pending]
             pending, want = [], rng.randint(2, 3)
 
 
