@@ -160,7 +160,8 @@ def run_matrix(filters: list[str], backends: list[str], mixes: list[str], size: 
                     subject = workloads.compile_subject(programs, bname, arch)
                     got = subject.evaluate_batch(full[:CHECK_RECORDS])
                     cell.checked = bool(np.array_equal(got, expected))
-                    out = np.empty(n, dtype=np.uint32)
+                    out = np.zeros(n, dtype=np.uint32)
+                    out.fill(1)                  # touch every page before timing (VM page faults)
                     log(f"{fname} / {bname} / {mix}: timing {n:,} records")
                     cell.seconds = time_batch(subject, recs, out, seconds, threads)
                 except Exception as exc:  # noqa: BLE001 - one broken cell must not end the run
