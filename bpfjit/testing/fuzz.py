@@ -311,6 +311,12 @@ def run(candidates: Sequence["str | Candidate | Callable"], *, seconds: float | 
     """
     if seconds is None and max_programs is None and max_disagreements is None:
         raise ValueError("fuzz.run needs a limit: seconds, max_programs or max_disagreements")
+    for name, value, low in (("seconds", seconds, 0), ("max_programs", max_programs, 0),
+                             ("max_disagreements", max_disagreements, 1),
+                             ("inputs_per_program", inputs_per_program, 1)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or value < low):
+            raise ValueError(f"fuzz.run: {name} must be a number >= {low}, not {value!r}")
     if use_kernel not in (True, False, "auto"):
         raise ValueError(f"use_kernel must be True, False or 'auto', not {use_kernel!r}")
     lay = layouts.layout(arch)
