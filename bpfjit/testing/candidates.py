@@ -111,7 +111,7 @@ class Candidate:
         return True if isinstance(answer, np.ndarray) or answer is None else answer
 
     def answer(self, programs, records: np.ndarray) -> "np.ndarray | Rejected | None":
-        """The candidate's uint32 values for ``records``, :class:`Rejected`, or None (unsupported)."""
+        """uint32 values for ``records``, :class:`Rejected`, or None (cannot evaluate it)."""
         if self.check is not None:
             ok = self.accepts(programs)
             if ok is not True:
@@ -343,5 +343,6 @@ def resolve_all(specs: Sequence, **kw) -> list[Candidate]:
     names = [c.name for c in out]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
-        raise CandidateError(f"candidate names must be distinct; repeated: {', '.join(sorted(dup))}")
+        raise CandidateError(f"candidate names must be distinct; repeated: "
+                             f"{', '.join(sorted(dup))}")
     return out

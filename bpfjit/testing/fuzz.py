@@ -257,7 +257,8 @@ class _Run:
             budget = shrinking.Budget(self.shrink_budget)
             programs = shrinking.shrink_programs(programs, holds, budget=budget)
             if record is not None:
-                record = shrinking.shrink_record(record, self.referee.batch_predicate(cand, programs))
+                record = shrinking.shrink_record(
+                    record, self.referee.batch_predicate(cand, programs))
         d = self.referee.describe(kind, oracle, cand, programs, record, origin)
         old = self.seen.get(d.key())
         if old is not None:
@@ -269,9 +270,8 @@ class _Run:
             sha = Program(programs[0]).digest()[:8] if programs else "empty"
             name = re.sub(r"[^A-Za-z0-9_.+-]", "_", f"{len(rep.disagreements):03d}-{kind}-"
                           f"{'+'.join(d.candidates)}-{sha}")
-            d.path = shrinking.write_reproducer(self.out_dir / name, programs, self.referee.to_json(d),
-                                                arch=self.layout.name)
-
+            d.path = shrinking.write_reproducer(self.out_dir / name, programs,
+                                                self.referee.to_json(d), arch=self.layout.name)
 
 
 def _stacks(source: Iterator[tuple[str, bytes]], rng: random.Random
@@ -305,9 +305,14 @@ def run(candidates: Sequence["str | Candidate | Callable"], *, seconds: float | 
     ``max_disagreements`` distinct disagreements, whichever comes first (at
     least one limit is required). ``use_kernel``: ``"auto"`` (when seccomp
     works here), True (required) or False; ``kernel_records``: how many of a
-    program's records the kernel evaluates (None: all; 0: accept/reject only). ``source`` replaces the generated
-    programs by ``(kind, bytes)`` pairs; ``inputs(program, rng, n, layout)``
-    replaces :func:`bpfjit.testing.inputs.inputs_for`.
+    program's records the kernel evaluates (None: all; 0: accept/reject
+    only). ``source`` replaces the generated programs by ``(kind, bytes)``
+    pairs; ``inputs(program, rng, n, layout)`` replaces
+    :func:`bpfjit.testing.inputs.inputs_for`. Shrinking tries at most
+    ``shrink_budget`` edits per disagreement, for the first
+    ``max_shrinks_per_candidate`` of each (candidate, kind); later ones are
+    only counted (``unshrunk``). Coverage comes from the first
+    ``coverage_sample`` records of each program.
     """
     if seconds is None and max_programs is None and max_disagreements is None:
         raise ValueError("fuzz.run needs a limit: seconds, max_programs or max_disagreements")

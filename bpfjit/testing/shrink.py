@@ -127,7 +127,7 @@ def delete(insns: Sequence[Insn], start: int, stop: int) -> Insns | None:
 
 
 def _simpler_values(value: int, bits: int = 32) -> list[int]:
-    """Smaller candidates for a field value, most aggressive first, each < ``value`` in some sense."""
+    """Simpler values for a field, most aggressive first (0, 1, fewer bits, smaller)."""
     if value == 0:
         return []
     seen: list[int] = []
@@ -285,7 +285,8 @@ def shrink_record(fields: dict[str, int], holds_batch: Callable[[np.ndarray], Se
 # --- the reproducer -------------------------------------------------------------------------
 
 def c_array(insns: Sequence[Insn]) -> str:
-    """The program as a C ``struct sock_filter`` initialiser, one ``{ code, jt, jf, k },`` a line."""
+    """The program as a C ``struct sock_filter`` initialiser, one ``{ code, jt, jf, k },``
+    a line."""
     return "".join(f"{{ 0x{c:02x}, {jt}, {jf}, 0x{k:08x} }},\n" for c, jt, jf, k in insns)
 
 
@@ -301,7 +302,7 @@ def assembler(insns: Sequence[Insn], arch: str) -> str:
 
 def write_reproducer(directory: "str | Path", programs: Sequence[Sequence[Insn]], info: dict,
                      *, arch: str) -> Path:
-    """Write ``program.bpf``/``.asm``/``.c`` (``filter-<i>.*`` for a stack) and ``reproducer.json``."""
+    """Write ``program.bpf``/``.asm``/``.c`` (``filter-<i>.*`` for a stack), ``reproducer.json``."""
     from ..program import Program
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)

@@ -107,14 +107,15 @@ def _instruction(left: int) -> st.SearchStrategy[tuple[int, int, int, int]]:
 
 
 def _repair_scratch(insns: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
-    """Turn each scratch load the kernel would refuse (check_load_and_stores) into an immediate load."""
+    """Turn each scratch load check_load_and_stores would refuse into an immediate load."""
     for _ in range(len(insns) + 1):
         try:
             check_load_and_stores(Program(insns))
             return insns
         except InvalidProgram as exc:
             code, jt, jf, k = insns[exc.index]
-            imm = op.BPF_LD | op.BPF_IMM if code == op.BPF_LD | op.BPF_MEM else op.BPF_LDX | op.BPF_IMM
+            imm = op.BPF_LD | op.BPF_IMM if code == op.BPF_LD | op.BPF_MEM \
+                else op.BPF_LDX | op.BPF_IMM
             insns[exc.index] = (imm, 0, 0, k)
     raise AssertionError("scratch repair did not converge")  # pragma: no cover
 
@@ -179,7 +180,7 @@ def _constants(program) -> list[int]:
 
 def records(program: "Program | None" = None, layout: str = "x86_64", *, n: int | None = None,
             min_n: int = 1, max_n: int = 16) -> st.SearchStrategy[np.ndarray]:
-    """A 1-D ``SECCOMP_DATA`` array of ``n`` records (or ``min_n..max_n``), biased to ``program``."""
+    """A 1-D ``SECCOMP_DATA`` array of ``n`` (or ``min_n..max_n``) records biased to ``program``."""
     lay = layouts.layout(layout)
     if n is not None:
         min_n = max_n = n
