@@ -74,8 +74,10 @@ def _targets(write, by) -> None:
     if llvm:
         add("llvm, Docker linear, realistic, 1 thread", ">= 150 M rec/s",
             llvm["records_per_s"], lambda v: f"{v / 1e6:.1f} M rec/s", lambda v: v >= 150e6)
-        add("  ... share of memory streaming", ">= 60 %", llvm.get("stream_ratio"),
-            lambda v: f"{100 * v:.1f} %", lambda v: v >= 0.6)
+        add("  ... share of memory streaming (best vs best)", ">= 60 %",
+            llvm.get("stream_ratio"), lambda v: f"{100 * v:.1f} %", lambda v: v >= 0.6)
+        add("  ... share of memory streaming (paired)", ">= 60 %",
+            llvm.get("stream_ratio_paired"), lambda v: f"{100 * v:.1f} %", lambda v: v >= 0.6)
         add("  ... times libpcap", ">= 25x", llvm.get("pcap_ratio"), lambda v: f"{v:.1f}x",
             lambda v: v >= 25)
     uni = batch.get((DOCKER, "llvm", "uniform_nr"))
@@ -123,13 +125,14 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             r["stream_ratio"] = r["records_per_s"] / r["stream_records_per_s"]
     _table(write, "Batch throughput (evaluate_batch, 1 thread; best of the rounds, median in "
                   "parentheses; vs stream = share of the memory-streaming rate of the same "
-                  "records; vs libpcap = times libpcap's bpf_filter)",
+                  "records, best vs best and paired; vs libpcap = times libpcap's bpf_filter)",
            ["filter", "backend", "mix", "records", "M rec/s", "(median)", "ns/rec",
-            "vs stream", "vs libpcap"],
+            "vs stream", "(paired)", "vs libpcap"],
            [[r["filter"], r["backend"], r["mix"], f"{r['records']:,}", _m(r["records_per_s"]),
              f"({_m(r['records_per_s_median'])})", _f(r["ns_per_record"], ".2f"),
              _f(r["stream_ratio"] and 100 * r["stream_ratio"], ".1f", " %"),
-             _f(r["pcap_ratio"], ".1f", "x")] for r in by("batch")])
+             "(" + _f(r["stream_ratio_paired"] and 100 * r["stream_ratio_paired"], ".1f", " %")
+             + ")", _f(r["pcap_ratio"], ".1f", "x")] for r in by("batch")])
     threads = {}
     for r in by("threads"):
         threads.setdefault(r["backend"], {})[r["threads"]] = r["records_per_s"]
