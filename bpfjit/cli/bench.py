@@ -3,14 +3,16 @@
 For each cell it compiles the filter (a corpus stack such as
 ``systemd-nspawn-252`` is evaluated as a :class:`bpfjit.Stack`), checks 256
 records against the reference interpreter, then repeats ``evaluate_batch``
-over the whole array for ``--seconds`` and keeps the best run. In the same
-run it measures the memory-streaming rate of the same array and libpcap's
-``bpf_filter()`` on the same records (see :mod:`bpfjit.baselines`), and
-prints the ratios. The full suite with statistics is ``python -m pytest
+over the whole array for ``--seconds`` and keeps the best run, each pass
+right after a memory-streaming pass over the same array (the ratio shown is
+the median over those pairs, so both sides see the same machine load). It
+also measures libpcap's ``bpf_filter()`` on the same records (see
+:mod:`bpfjit.baselines`) and prints the ratios. The full suite with statistics is ``python -m pytest
 bench --benchmark-only`` (bench/README.md).
 """
 from __future__ import annotations
 
+import statistics
 import time
 from dataclasses import dataclass, field
 
@@ -32,7 +34,7 @@ class Cell:
     seconds: float | None = None          # best evaluate_batch wall time
     error: str | None = None
     checked: bool | None = None           # agreed with the reference on CHECK_RECORDS records
-    stream_seconds: float | None = None   # same array, memory streaming (C)
+    stream_ratio: float | None = None     # paired with memory streaming of the same array
     pcap_rate: float | None = None        # libpcap records/s on this filter and mix
     extra: dict = field(default_factory=dict)
 
@@ -43,12 +45,6 @@ class Cell:
     @property
     def ns_per_record(self) -> float | None:
         return self.seconds * 1e9 / self.records if self.seconds else None
-
-    @property
-    def stream_ratio(self) -> float | None:
-        if self.seconds and self.stream_seconds:
-            return self.stream_seconds / self.seconds
-        return None
 
     @property
     def pcap_ratio(self) -> float | None:
@@ -72,18 +68,28 @@ def _split(values: tuple[str, ...]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def time_batch(subject, recs: np.ndarray, out: np.ndarray, seconds: float,
-               threads: int = 1) -> float:
-    """Best wall time of ``subject.evaluate_batch`` over ``recs``; runs for about ``seconds``."""
+def time_batch(subject, recs: np.ndarray, out: np.ndarray, seconds: float, threads: int = 1,
+               stream=None) -> tuple[float, float | None]:
+    """(best wall time of ``subject.evaluate_batch`` over ``recs``, paired streaming ratio).
+
+    Runs for about ``seconds`` (at least once). With ``stream`` (a function
+    returning the seconds of one memory-streaming pass over ``recs``) every
+    filter pass follows a streaming pass, and the ratio returned is the median
+    of their time ratios: both saw the same momentary machine load.
+    """
     best = float("inf")
+    ratios = []
     deadline = time.perf_counter() + seconds
     while True:
+        s = stream() if stream is not None else None
         t0 = time.perf_counter()
         subject.evaluate_batch(recs, out, threads=threads)
         t1 = time.perf_counter()
         best = min(best, t1 - t0)
+        if s is not None:
+            ratios.append(s / (t1 - t0))
         if t1 >= deadline:
-            return best
+            return best, (statistics.median(ratios) if ratios else None)
 
 
 def _fmt_rate(rate: float | None) -> str:
@@ -163,15 +169,16 @@ def run_matrix(filters: list[str], backends: list[str], mixes: list[str], size: 
                     out = np.zeros(n, dtype=np.uint32)
                     out.fill(1)                  # touch every page before timing (VM page faults)
                     log(f"{fname} / {bname} / {mix}: timing {n:,} records")
-                    cell.seconds = time_batch(subject, recs, out, seconds, threads)
+                    stream = None
+                    if baselines and not stream_why:
+                        stream = lambda r=recs: base.stream_seconds(r, repeat=1)  # noqa: E731
+                    cell.seconds, cell.stream_ratio = time_batch(subject, recs, out, seconds,
+                                                                 threads, stream)
                 except Exception as exc:  # noqa: BLE001 - one broken cell must not end the run
                     cell.error = f"{type(exc).__name__}"
                     info["notes"].append(f"{fname} / {bname} / {mix}: {type(exc).__name__}: "
                                          f"{exc}")
                     continue
-                stream = info["stream"].get((mix, arch, size))
-                if stream is not None:
-                    cell.stream_seconds = stream * n / size
     return cells, info
 
 
@@ -179,7 +186,8 @@ def render_table(cells: list[Cell], info: dict, threads: int):
     from rich.table import Table
 
     table = Table(title=f"bpfjit bench — evaluate_batch, {threads} thread(s), best run",
-                  caption="vs stream: share of the memory-streaming rate of the same array; "
+                  caption="vs stream: share of the memory-streaming rate of the same array "
+                          "(median over back-to-back pairs of passes); "
                           "vs pcap: times libpcap's bpf_filter(); = ref: the first "
                           f"{CHECK_RECORDS} results equal the reference interpreter's")
     for col, justify in (("filter", "left"), ("backend", "left"), ("mix", "left"),
