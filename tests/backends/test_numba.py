@@ -168,39 +168,78 @@ def _table_programs():
                 v["arch_name"]
 
 
-def test_verdict_tables_are_exact():
-    """Each nr interval with a fixed return value gives that value for any arguments."""
+def leaf_paths(evaluator, limit: int = 1500) -> list[tuple[tuple, tuple]]:
+    """``(constraints, leaf)`` for root-to-leaf paths of the decision DAG; a constraint
+    ``(word, mask, lo, hi)`` says ``words[word] & mask`` is in ``lo..hi`` (one per word and
+    mask: a path asking two disjoint intervals of the same value is left out)."""
+    dag = evaluator.decisions
+    found, stack = [], [(dag.root, {})]
+    while stack and len(found) < limit:
+        child, path = stack.pop()
+        if child[0] != "node":
+            found.append((tuple((w, m, lo, hi) for (w, m), (lo, hi) in path.items()), child))
+            continue
+        node = dag.nodes[child[1]]
+        old_lo, old_hi = path.get((node.word, node.mask), (0, U32))
+        for lo, hi, kid in node.parts:
+            lo, hi = max(lo, old_lo), min(hi, old_hi)
+            if lo <= hi:
+                stack.append((kid, {**path, (node.word, node.mask): (lo, hi)}))
+    return found
+
+
+def satisfying_words(path: tuple, base: np.ndarray, rng: np.random.Generator) -> np.ndarray | None:
+    """``base`` (16 host-order words) changed to meet every constraint of ``path``; None if
+    no value tried does (a path through values no record can hold)."""
+    words = base.copy()
+    for w in {c[0] for c in path}:
+        rules = [c[1:] for c in path if c[0] == w]
+        tries = [v for _, lo, hi in rules for v in (lo, hi, int(rng.integers(lo, hi + 1)))]
+        tries = [v | (int(rng.integers(0, 1 << 32)) & ~m & U32) for v in tries for m, _, _ in rules]
+        good = [v for v in tries if all(lo <= v & m <= hi for m, lo, hi in rules)]
+        if not good:
+            return None
+        words[w] = good[0]
+    return words
+
+
+def test_decision_leaves_are_exact():
+    """Records steered down each path of the DAG: a fixed-value leaf gives that value for
+    the reference too, and every leaf agrees with the reference."""
     rng = np.random.default_rng(7)
-    checked = 0
+    fixed = steered = 0
     for name, prog, arch in _table_programs():
         fast, ref = compile_both(prog, arch)
-        tables = fast.evaluator.tables
-        assert fast.layout.audit_arch in tables
-        rows = []
-        for audit, parts in tables.items():
-            for lo, hi, leaf in parts:
-                for nr in {lo, hi, int(rng.integers(lo, hi + 1))}:
-                    rows.append((audit, nr, leaf))
-        recs = biased_records(prog, fast.layout, 2 * len(rows), rng)
-        recs["arch"] = [r[0] for r in rows] * 2
-        recs["nr"] = np.array([r[1] for r in rows] * 2, dtype=np.uint32).view(np.int32)
+        paths = leaf_paths(fast.evaluator)
+        base = biased_records(prog, fast.layout, 2 * len(paths), rng)
+        rows, leaves = [], []
+        for j, (path, leaf) in enumerate(paths * 2):
+            words = satisfying_words(path, base[j:j + 1].view(np.uint32), rng)
+            if words is not None:
+                rows.append(words)
+                leaves.append(leaf)
+        recs = np.zeros(len(rows), dtype=SECCOMP_DATA)
+        recs.view(np.uint32).reshape(-1, 16)[:] = rows
         want = ref.evaluate_batch(recs)
-        for i, (audit, nr, leaf) in enumerate(rows * 2):
+        for i, leaf in enumerate(leaves):
             if leaf[0] == "ret":
-                assert int(want[i]) == leaf[1], (name, hex(audit), nr, leaf)
-                checked += 1
-        assert_same(fast.evaluate_batch(recs), want, recs, name + " table rows")
-    assert checked > 10_000
+                assert int(want[i]) == leaf[1], (name, leaf, recs[i])
+                fixed += 1
+        assert_same(fast.evaluate_batch(recs), want, recs, name + " steered records")
+        assert_same(evaluate_each(fast, recs[:100]), want[:100], recs[:100], name + " evaluate")
+        steered += len(rows)
+    assert fixed > 5_000 and steered > 10_000, (fixed, steered)
 
 
-def test_docker_table_answers_most_syscalls_without_the_interpreter():
+def test_docker_is_all_decisions():
+    """docker-default x86_64: arch, nr and the argument checks all become binary searches."""
     path = next(p for p in REAL if p.name == "docker-default.x86_64.bpf")
     fast = bpfjit.compile(Program.from_bytes(path.read_bytes()), backend="numba", arch="x86_64")
-    parts = fast.evaluator.tables[0xC000003E]
-    fixed = [p for p in parts if p[2][0] == "ret"]
-    assert len(fixed) >= len(parts) - 10
+    kids = [kid for node in fast.evaluator.decisions.nodes for _, _, kid in node.parts]
+    assert kids and not [k for k in kids if k[0] == "resume"]
+    assert fast.evaluator.decisions.nodes[0].word == 1          # arch first
     assert fast.evaluator.dispatches >= 1
-    assert "nr intervals" in fast.evaluator.describe()["verdicts"]
+    assert "decision nodes" in fast.evaluator.describe()["decisions"]
 
 
 # ---------------------------------------------------------------- random programs
@@ -271,10 +310,11 @@ def test_random_programs_match_reference(arch: str):
 
 def test_random_programs_with_the_walks_starved(monkeypatch):
     """Every cap hit (walk budget, jset pieces, value splitting, dispatch) still gives exact results."""
-    monkeypatch.setattr(numba_jit, "WALK_BUDGET", 7)
-    monkeypatch.setattr(numba_jit, "JSET_PIECES", 1)
-    monkeypatch.setattr(numba_jit, "SPLIT_VALUES", 0)
-    monkeypatch.setattr(numba_jit, "DISPATCH_BUDGET", 5)
+    monkeypatch.setattr(numba_jit.decisions, "WALK_BUDGET", 9)
+    monkeypatch.setattr(numba_jit.decisions, "MAX_NODES", 2)
+    monkeypatch.setattr(numba_jit.decisions, "SPLIT_VALUES", 0)
+    monkeypatch.setattr(numba_jit.values, "JSET_PIECES", 1)
+    monkeypatch.setattr(numba_jit.decode, "DISPATCH_BUDGET", 5)
     rng = np.random.default_rng(11)
     programs = [random_program(rng, int(rng.integers(2, 40))) for _ in range(60)]
     programs += [Program.from_bytes(p.read_bytes()) for p in REAL[:6]]
@@ -399,7 +439,7 @@ def test_backend_api_and_unavailability(monkeypatch):
     assert bpfjit.backends.available()["numba"] is None
     with pytest.raises(TypeError, match="CheckedProgram"):
         numba_jit.BACKEND.compile(Program([stmt(op.BPF_RET | op.BPF_K, 0)]), bpfjit.layout("x86_64"))
-    monkeypatch.setattr(numba_jit, "_IMPORT_ERROR", "numba cannot be imported: ImportError: test")
+    monkeypatch.setattr(numba_jit, "IMPORT_ERROR", "numba cannot be imported: ImportError: test")
     assert "ImportError: test" in numba_jit.BACKEND.unavailable_reason()
     with pytest.raises(BackendUnavailable, match="numba cannot be imported"):
         bpfjit.compile(Program([stmt(op.BPF_RET | op.BPF_K, 0)]), backend="numba", arch="x86_64")
@@ -420,7 +460,7 @@ with event.install_recorder("numba:compile") as rec:
     out = f.evaluate_batch(recs)
     first = time.perf_counter() - t0
 print(json.dumps({"compiles": len(rec.buffer), "seconds": first, "out": out.tolist(),
-                  "hits": sum(numba_jit._run_batch.stats.cache_hits.values())}))
+                  "hits": sum(numba_jit.interpreter.run_batch.stats.cache_hits.values())}))
 """
 
 

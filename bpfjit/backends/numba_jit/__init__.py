@@ -1,0 +1,149 @@
+"""Backend stage (numba): a decision DAG over record words, then one generic cached interpreter.
+
+An independent implementation of seccomp's classic BPF (it shares nothing with
+the llvm backend or the reference interpreter). Compiling a program costs no
+numba compilation: the program is
+
+1. decoded into small opcode rows (:mod:`.decode`: host-order word indices
+   for ``ld [k]``, absolute jump targets; ``jeq`` chains and trees become
+   binary searches, ``ld`` + jump one step);
+2. walked into a decision DAG (:mod:`.decisions`): for ``arch``, ``nr`` and
+   any argument word the program compares, the intervals of values that
+   lead to the same place, down to a fixed return value or a point where the
+   interpreter takes over;
+
+and both are flattened into arrays for :func:`.interpreter.run_batch`, one
+``@njit(cache=True, nogil=True)`` function shared by every program.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+from bisect import bisect_right
+
+import numpy as np
+
+from ...check import CheckedProgram
+from ...errors import BackendUnavailable
+from ...seccomp.layouts import Layout
+from . import decisions, decode
+from .interpreter import DENSE, IMPORT_ERROR, run_batch
+
+U32 = 0xFFFFFFFF
+DENSE_NODES = 64         # nodes with this many parts or more get a dense table below DENSE ...
+DENSE_MIN_PARTS = 16     # ... up to this many such tables per program
+
+
+class NumbaEvaluator:
+    """A program decoded and walked into the arrays :func:`run_batch` takes."""
+
+    releases_gil = True
+
+    def __init__(self, program: CheckedProgram, layout: Layout):
+        ins, kk = decode.decode(program, layout)
+        self.decisions = decisions.build(ins, kk)
+        run, run_k, dispatch = decode.runnable(ins, kk)
+        self.dispatches = len(dispatch[0]) - 1
+        leaf_ids: dict[tuple, int] = {}
+        l_pc, l_val, l_word = [], [], []
+
+        def code(child: tuple) -> int:
+            if child[0] == "node":
+                return child[1]
+            if child not in leaf_ids:
+                leaf_ids[child] = len(l_pc)
+                regs = (child[1],) + (0,) * 17 if child[0] == "ret" else child[2:4] + child[4]
+                l_pc.append(-1 if child[0] == "ret" else child[1])
+                l_val.append([r if type(r) is int else r[1] for r in regs])
+                l_word.append([-1 if type(r) is int else r[0] for r in regs])
+            return -leaf_ids[child] - 1
+
+        nodes = self.decisions.nodes
+        n_off, n_key, n_kid, n_dense, dense = [0], [], [], [], []
+        for node in nodes:
+            n_key.extend(lo for lo, _, _ in node.parts)
+            n_kid.extend(code(kid) for _, _, kid in node.parts)
+            n_off.append(len(n_key))
+            if len(node.parts) >= DENSE_MIN_PARTS and len(dense) < DENSE_NODES * DENSE:
+                first = np.searchsorted(n_key[n_off[-2]:], np.arange(DENSE), side="right") - 1
+                n_dense.append(len(dense))
+                dense.extend(np.array(n_kid[n_off[-2]:], np.int64)[first].tolist())
+            else:
+                n_dense.append(-1)
+        root = code(self.decisions.root)
+        self._py = [(node.word, node.mask, n_key[n_off[c]:n_off[c + 1]], n_kid[n_off[c]:n_off[c + 1]])
+                    for c, node in enumerate(nodes)]
+        self._py_root = root
+        self._leaves = [(pc, val[0]) for pc, val in zip(l_pc, l_val)]
+        i64, u64 = np.int64, np.uint64
+        reads_mem = bool(np.isin(ins[:, 0], (decode.OP_LD_MEM, decode.OP_LDX_MEM)).any())
+        self._args = (run, run_k, *dispatch, root,
+                      np.array([n.word for n in nodes], i64), np.array([n.mask for n in nodes], u64),
+                      np.array(n_off, i64), np.array(n_dense, i64), np.array(n_key, u64),
+                      np.array(n_kid, i64), np.array(dense, i64), np.array(l_pc, i64),
+                      np.array(l_val, u64).reshape(-1, 18), np.array(l_word, i64).reshape(-1, 18),
+                      16 if reads_mem else 0)
+        self._local = threading.local()
+
+    def evaluate_batch(self, records: np.ndarray, out: np.ndarray) -> None:
+        run_batch(*self._args, records.view(np.uint32).reshape(len(records), 16), out)
+
+    def evaluate_one(self, nr: int, arch: int, instruction_pointer: int, args) -> int:
+        c = self._py_root
+        if c >= 0:                       # walk the DAG in Python: no numba call for most calls
+            wide = (instruction_pointer,) + tuple(args)
+            while c >= 0:
+                word, mask, keys, kids = self._py[c]
+                if word < 2:
+                    v = (nr & U32) if word == 0 else arch
+                else:
+                    v = wide[(word - 2) >> 1] >> (32 * ((word & 1) ^ _HIGH_FIRST)) & U32
+                c = kids[bisect_right(keys, v & mask) - 1]
+        pc, value = self._leaves[-c - 1]
+        if pc < 0:
+            return value
+        try:
+            words, wide64, out = self._local.buffers
+        except AttributeError:
+            words = np.zeros((1, 16), dtype=np.uint32)     # one record, as the host lays it out
+            self._local.buffers = words, words.view(np.uint64), np.zeros(1, dtype=np.uint32)
+            words, wide64, out = self._local.buffers
+        words[0, 0] = nr & U32
+        words[0, 1] = arch
+        wide64[0, 1] = instruction_pointer
+        wide64[0, 2:] = args
+        run_batch(*self._args, words, out)
+        return int(out[0])
+
+    def describe(self) -> dict[str, str]:
+        nodes = self.decisions.nodes
+        rets = resumes = 0
+        for node in nodes:
+            for _, _, kid in node.parts:
+                rets += kid[0] == "ret"
+                resumes += kid[0] == "resume"
+        return {"decisions": f"{len(nodes)} decision nodes, {sum(len(n.parts) for n in nodes)} "
+                             f"intervals: {rets} fixed return values, {resumes} resume the "
+                             f"interpreter\n{self.dispatches} jump runs dispatched by binary search"}
+
+
+_HIGH_FIRST = int(sys.byteorder == "big")   # host word 2 of a 64-bit field is its high half
+
+
+class NumbaBackend:
+    name = "numba"
+
+    @staticmethod
+    def unavailable_reason() -> str | None:
+        return IMPORT_ERROR
+
+    def compile(self, program: CheckedProgram, layout: Layout) -> NumbaEvaluator:
+        if IMPORT_ERROR is not None:
+            raise BackendUnavailable(IMPORT_ERROR)
+        if not isinstance(program, CheckedProgram):
+            raise TypeError(f"the numba backend compiles a CheckedProgram (see bpfjit.check), "
+                            f"not {type(program).__name__}")
+        return NumbaEvaluator(program, layout)
+
+
+BACKEND = NumbaBackend()
