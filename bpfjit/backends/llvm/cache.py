@@ -16,8 +16,8 @@ LLVM's own description of the host (its version, CPU name and features) needs
 ``llvmlite.binding``, whose import alone costs tens of milliseconds. So it is
 recorded once per host in a small checksummed *host profile*, found by a
 cheap identity (llvmlite's version, its shared library's size and mtime, the
-CPU description in ``/proc/cpuinfo``, the machine); a new process with a warm
-cache then never loads LLVM at all.
+kernel's description of the CPU — vendor, family, model, every feature flag —
+and the machine); a new process with a warm cache then never loads LLVM.
 """
 from __future__ import annotations
 
