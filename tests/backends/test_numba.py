@@ -397,6 +397,21 @@ def _docker():
     return Program.from_bytes(path.read_bytes())
 
 
+def test_single_call_paths_match_reference():
+    """evaluate(nr) (remembered answers), evaluate(nr, args), evaluate_one: against the reference."""
+    prog = _docker()
+    fast, ref = compile_both(prog, "x86_64")
+    nrs = list(range(-3, 460)) + [0x40000000 + n for n in range(0, 550, 7)] + [0x7FFFFFFF, U32]
+    want = [ref.evaluate(nr) for nr in nrs]
+    for _ in range(2):          # the second round answers from memory
+        assert [fast.evaluate(nr) for nr in nrs] == want
+    for nr, args in [(56, (0x10000,)), (56, (0x7E020000,)), (41, (39,)), (41, (40,)),
+                     (135, (8,)), (135, (0xFFFFFFFF,)), (135, (1 << 40,)), (1000, (1, 2, 3))]:
+        expect = ref.evaluate(nr, args=args)
+        assert fast.evaluate(nr, args=args) == expect
+        assert fast.evaluator.evaluate_one(nr, 0xC000003E, 0, args + (0,) * (6 - len(args))) == expect
+
+
 def test_read_only_and_sliced_records():
     prog = _docker()
     fast, ref = compile_both(prog, "x86_64")

@@ -17,7 +17,7 @@ and both are flattened into arrays for :func:`.interpreter.run_batch`, one
 """
 from __future__ import annotations
 
-import sys
+import struct
 import threading
 from bisect import bisect_right
 
@@ -30,8 +30,9 @@ from . import decisions, decode
 from .interpreter import DENSE, IMPORT_ERROR, run_batch
 
 U32 = 0xFFFFFFFF
-DENSE_NODES = 64         # nodes with this many parts or more get a dense table below DENSE ...
-DENSE_MIN_PARTS = 16     # ... up to this many such tables per program
+DENSE_MIN_PARTS = 16     # nodes with this many parts or more get a dense table below DENSE ...
+DENSE_NODES = 64         # ... up to this many such tables per program
+NR_MEMO = 1 << 16        # evaluate_nr remembers this many answers
 
 
 class NumbaEvaluator:
@@ -84,35 +85,44 @@ class NumbaEvaluator:
                       np.array(l_val, u64).reshape(-1, 18), np.array(l_word, i64).reshape(-1, 18),
                       16 if reads_mem else 0)
         self._local = threading.local()
+        self._arch = layout.audit_arch
+        self._by_nr: dict[int, int] = {}
 
     def evaluate_batch(self, records: np.ndarray, out: np.ndarray) -> None:
         run_batch(*self._args, records.view(np.uint32).reshape(len(records), 16), out)
 
     def evaluate_one(self, nr: int, arch: int, instruction_pointer: int, args) -> int:
+        return self.evaluate_packed(_RECORD.pack(nr, arch, instruction_pointer, *args))
+
+    def evaluate_nr(self, nr: int) -> int:
+        """The layout's arch, instruction_pointer and args 0 (answers remembered)."""
+        nr &= U32
+        value = self._by_nr.get(nr)
+        if value is None:
+            value = self.evaluate_packed(_RECORD.pack(nr - ((nr & 0x80000000) << 1), self._arch,
+                                                      0, *_NO_ARGS))
+            if len(self._by_nr) < NR_MEMO:
+                self._by_nr[nr] = value
+        return value
+
+    def evaluate_packed(self, record: bytes) -> int:
+        """One record as the 64 bytes of ``struct seccomp_data`` in host order."""
         c = self._py_root
         if c >= 0:                       # walk the DAG in Python: no numba call for most calls
-            wide = (instruction_pointer,) + tuple(args)
+            words = _WORDS.unpack(record)
             while c >= 0:
                 word, mask, keys, kids = self._py[c]
-                if word < 2:
-                    v = (nr & U32) if word == 0 else arch
-                else:
-                    v = wide[(word - 2) >> 1] >> (32 * ((word & 1) ^ _HIGH_FIRST)) & U32
-                c = kids[bisect_right(keys, v & mask) - 1]
+                c = kids[bisect_right(keys, words[word] & mask) - 1]
         pc, value = self._leaves[-c - 1]
         if pc < 0:
             return value
         try:
-            words, wide64, out = self._local.buffers
+            buffer, out = self._local.buffers
         except AttributeError:
-            words = np.zeros((1, 16), dtype=np.uint32)     # one record, as the host lays it out
-            self._local.buffers = words, words.view(np.uint64), np.zeros(1, dtype=np.uint32)
-            words, wide64, out = self._local.buffers
-        words[0, 0] = nr & U32
-        words[0, 1] = arch
-        wide64[0, 1] = instruction_pointer
-        wide64[0, 2:] = args
-        run_batch(*self._args, words, out)
+            self._local.buffers = np.zeros((1, 16), np.uint32), np.zeros(1, np.uint32)
+            buffer, out = self._local.buffers
+        buffer[0] = np.frombuffer(record, np.uint32)
+        run_batch(*self._args, buffer, out)
         return int(out[0])
 
     def describe(self) -> dict[str, str]:
@@ -127,7 +137,9 @@ class NumbaEvaluator:
                              f"interpreter\n{self.dispatches} jump runs dispatched by binary search"}
 
 
-_HIGH_FIRST = int(sys.byteorder == "big")   # host word 2 of a 64-bit field is its high half
+_RECORD = struct.Struct("=iIQ6Q")       # struct seccomp_data, host order
+_WORDS = struct.Struct("=16I")           # the same 64 bytes as the 16 words ld sees (host order)
+_NO_ARGS = (0,) * 6
 
 
 class NumbaBackend:
