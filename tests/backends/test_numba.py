@@ -7,6 +7,7 @@ from the code under test.
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 import threading
@@ -21,6 +22,8 @@ from bpfjit import opcodes as op
 from bpfjit.errors import BackendUnavailable
 from bpfjit.program import Instruction, Program, jump, stmt
 from bpfjit.seccomp.records import SECCOMP_DATA
+from bpfjit.testing.inputs import inputs_for
+from bpfjit.testing.programs import realistic_program, valid_program
 
 from corpora import VECTORS, real_filter_arch, real_filters
 
@@ -103,7 +106,7 @@ def assert_same(got: np.ndarray, want: np.ndarray, recs: np.ndarray, what: str) 
 
 
 def evaluate_each(filt, recs: np.ndarray) -> np.ndarray:
-    """The single-record path (evaluate_one through Filter.evaluate), record by record."""
+    """The single-record paths (Filter.evaluate: evaluate_packed, evaluate_nr), one by one."""
     return np.array([filt.evaluate(int(r["nr"]), [int(a) for a in r["args"]], arch=int(r["arch"]),
                                    instruction_pointer=int(r["instruction_pointer"]))
                      for r in recs], dtype=np.uint32)
@@ -146,8 +149,9 @@ def test_real_filter_matches_reference(path: Path):
     prog = Program.from_bytes(path.read_bytes(), source=str(path))
     arch = real_filter_arch(path)
     fast, ref = compile_both(prog, arch)
-    rng = np.random.default_rng(int.from_bytes(path.name.encode()[:8], "little"))
-    recs = biased_records(prog, fast.layout, 20_000, rng)
+    seed = int.from_bytes(path.name.encode()[:8], "little")
+    recs = np.concatenate([biased_records(prog, fast.layout, 10_000, np.random.default_rng(seed)),
+                           inputs_for(prog, random.Random(seed), 10_000, layout=fast.layout)])
     want = ref.evaluate_batch(recs)
     assert_same(fast.evaluate_batch(recs), want, recs, path.name)
     assert_same(evaluate_each(fast, recs[:300]), want[:300], recs[:300], path.name + " evaluate")
@@ -308,20 +312,40 @@ def test_random_programs_match_reference(arch: str):
     assert used >= op.SECCOMP_CODES, [op.code_name(c) for c in op.SECCOMP_CODES - used]
 
 
-def test_random_programs_with_the_walks_starved(monkeypatch):
-    """Every cap hit (walk budget, jset pieces, value splitting, dispatch) still gives exact results."""
-    monkeypatch.setattr(numba_jit.decisions, "WALK_BUDGET", 9)
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64", "s390x", "x86", "ppc64"])
+def test_shared_generators_match_reference(arch: str):
+    """Programs and records from bpfjit.testing (written apart from this backend)."""
+    rng = random.Random(f"numba-{arch}")
+    programs = [valid_program(rng) for _ in range(150)]
+    programs += [realistic_program(rng, arch=arch) for _ in range(25)]
+    for prog in programs:
+        fast, ref = compile_both(prog, arch)
+        recs = inputs_for(prog, rng, 150, layout=arch)
+        want = ref.evaluate_batch(recs)
+        assert_same(fast.evaluate_batch(recs), want, recs, f"{prog.source}: {list(prog)}")
+        assert_same(evaluate_each(fast, recs[:15]), want[:15], recs[:15], "single calls")
+
+
+@pytest.mark.parametrize("budget", [0, 9, 40])
+def test_walks_starved_or_off(monkeypatch, budget: int):
+    """Every cap hit (walk budget, nodes, jset pieces, value splitting, dispatch) still gives
+    exact results; with budget 0 every record runs in the interpreter from instruction 0."""
+    monkeypatch.setattr(numba_jit.decisions, "WALK_BUDGET", budget)
     monkeypatch.setattr(numba_jit.decisions, "MAX_NODES", 2)
     monkeypatch.setattr(numba_jit.decisions, "SPLIT_VALUES", 0)
     monkeypatch.setattr(numba_jit.values, "JSET_PIECES", 1)
-    monkeypatch.setattr(numba_jit.decode, "DISPATCH_BUDGET", 5)
-    rng = np.random.default_rng(11)
-    programs = [random_program(rng, int(rng.integers(2, 40))) for _ in range(60)]
-    programs += [Program.from_bytes(p.read_bytes()) for p in REAL[:6]]
+    monkeypatch.setattr(numba_jit.decode, "DISPATCH_BUDGET", 5 * budget)
+    rng = np.random.default_rng(11 + budget)
+    programs = [random_program(rng, int(rng.integers(2, 40))) for _ in range(80)]
+    programs += [Program.from_bytes(p.read_bytes()) for p in REAL[::5]]
     for prog in programs:
-        fast, ref = compile_both(prog, "x86_64")
+        fast, ref = compile_both(prog, "s390x" if budget == 40 else "x86_64")
+        if budget == 0:
+            assert fast.evaluator.decisions.root == ("resume", 0, 0, 0, (0,) * 16)
         recs = biased_records(prog, fast.layout, 300, rng)
-        assert_same(fast.evaluate_batch(recs), ref.evaluate_batch(recs), recs, "starved walks")
+        want = ref.evaluate_batch(recs)
+        assert_same(fast.evaluate_batch(recs), want, recs, f"starved walks ({budget})")
+        assert_same(evaluate_each(fast, recs[:10]), want[:10], recs[:10], "starved, single")
 
 
 # ---------------------------------------------------------------- kernel semantics, one by one
