@@ -36,7 +36,10 @@ class CheckedProgram(Program):
     def __init__(self, program: Program, *, _token: object = None):
         if _token is not _CHECKED:
             raise TypeError("CheckedProgram is made by Program.check() / bpfjit.check.check()")
-        super().__init__(program.instructions, endian=program.endian, source=program.source)
+        self._insns = program.instructions          # already Instructions: no re-validation
+        self.endian = program.endian
+        self.source = program.source
+        self._hash = None
 
     def check(self) -> "CheckedProgram":
         return self
@@ -87,6 +90,15 @@ def _classic_instruction(pc: int, insn: Instruction, flen: int) -> None:
                                  rule="bpf_check_classic")
 
 
+#: codes with a rule of their own in bpf_check_classic (other than jumps and ld [k])
+_RULED_CODES = frozenset({
+    op.BPF_ALU | op.BPF_DIV | op.BPF_K, op.BPF_ALU | op.BPF_MOD | op.BPF_K,
+    op.BPF_ALU | op.BPF_LSH | op.BPF_K, op.BPF_ALU | op.BPF_RSH | op.BPF_K,
+    op.BPF_LD | op.BPF_MEM, op.BPF_LDX | op.BPF_MEM, op.BPF_ST, op.BPF_STX,
+    op.BPF_JMP | op.BPF_JA, op.BPF_LD | op.BPF_H | op.BPF_ABS, op.BPF_LD | op.BPF_B | op.BPF_ABS})
+_SCRATCH_READS = frozenset({op.BPF_LD | op.BPF_MEM, op.BPF_LDX | op.BPF_MEM})
+
+
 def _known_ancillary(k: int) -> bool:
     """bpf_anc_helper: SKF_AD_OFF + SKF_AD_PROTOCOL (0) .. SKF_AD_VLAN_TPID (60), step 4."""
     off = k - op.SKF_AD_OFF
@@ -96,8 +108,19 @@ def _known_ancillary(k: int) -> bool:
 def bpf_check_classic(program: Program) -> None:
     """net/core/filter.c ``bpf_check_classic``: opcode table, per-opcode rules, final return."""
     flen = len(program)
-    for pc, insn in enumerate(program):
-        _classic_instruction(pc, insn, flen)
+    classic, jumps, ld_abs = op.CLASSIC_CODES, op.CONDITIONAL_JUMPS, op.BPF_LD | op.BPF_W | op.BPF_ABS
+    others = _RULED_CODES
+    for pc, insn in enumerate(program.instructions):
+        # fast screening; _classic_instruction explains (and raises) whatever looks wrong
+        code = insn[0]
+        if code in jumps:
+            if pc + insn[1] + 1 >= flen or pc + insn[2] + 1 >= flen:
+                _classic_instruction(pc, insn, flen)
+        elif code == ld_abs:
+            if insn[3] >= op.SKF_AD_OFF:
+                _classic_instruction(pc, insn, flen)
+        elif code not in classic or code in others:
+            _classic_instruction(pc, insn, flen)
     last = program[flen - 1]
     if last.code not in (op.BPF_RET | op.BPF_K, op.BPF_RET | op.BPF_A):
         raise InvalidProgram(f"the last instruction is {last.name}; it must be a return "
@@ -114,6 +137,9 @@ def check_load_and_stores(program: Program) -> None:
     flows into the next (unreachable) instruction.
     """
     flen = len(program)
+    insns = program.instructions
+    if not any(i[0] in _SCRATCH_READS for i in insns):
+        return                      # only scratch reads can fail this rule
     masks = [0xFFFF] * flen
     memvalid = 0
     for pc, insn in enumerate(program):
@@ -136,14 +162,14 @@ def check_load_and_stores(program: Program) -> None:
 
 def seccomp_check_filter(program: Program) -> None:
     """kernel/seccomp.c ``seccomp_check_filter``: the seccomp whitelist and data bounds."""
-    for pc, insn in enumerate(program):
-        code, k = insn.code, insn.k
+    allowed = op.SECCOMP_CODES
+    for pc, (code, _, _, k) in enumerate(program.instructions):
         if code == op.BPF_LD | op.BPF_W | op.BPF_ABS:
             if k >= SECCOMP_DATA_SIZE or k & 3:
                 why = "outside the 64 bytes of seccomp_data" if k >= SECCOMP_DATA_SIZE \
                     else "not 4-byte aligned"
                 raise InvalidProgram(f"ld [{k}] is {why}", index=pc, rule="seccomp_check_filter")
-        elif code not in op.SECCOMP_CODES:
+        elif code not in allowed:
             raise InvalidProgram(f"{op.code_name(code)} is not allowed in seccomp filters",
                                  index=pc, rule="seccomp_check_filter")
 

@@ -11,6 +11,10 @@ Optional hooks an evaluator may provide:
 - ``evaluate_one(nr, arch, instruction_pointer, args) -> int`` — a fast path
   for one record; arguments are already normalised (``nr`` a signed 32-bit
   int, ``arch`` u32, ``instruction_pointer`` u64, ``args`` six u64).
+- ``evaluate_nr(nr) -> int`` — the layout's own arch, instruction pointer 0,
+  arguments 0 (``nr`` signed or u32): the cheapest single call.
+- ``evaluate_packed(record: bytes) -> int`` — one 64-byte host-order
+  ``SECCOMP_DATA`` record as ``struct.pack("=iIQ6Q", ...)`` builds it.
 - ``releases_gil: bool`` — ``evaluate_batch`` runs without the GIL, so
   :class:`~bpfjit.filter.Filter` may split a batch across threads.
 - ``describe() -> dict[str, str]`` — text views (IR, optimised IR, assembly).
