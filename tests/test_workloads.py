@@ -143,14 +143,23 @@ def test_bench_modules_import():
         sys.modules.pop("matrix", None)
 
 
-def test_bench_cli_smoke(tmp_path):
+def test_bench_cli_smoke():
     from bpfjit.cli.bench import command
-    plot = tmp_path / "bench.png"
     result = CliRunner().invoke(command, ["-f", "firecracker-vmm.x86_64", "-b", "reference",
-                                          "-n", "1000", "-s", "0", "--plot", str(plot)])
+                                          "-n", "1000", "-s", "0"])
     assert result.exit_code == 0, result.output
     assert "firecracker-vmm.x86_64" in result.output and "reference" in result.output
     assert "yes" in result.output                      # agreed with the reference check
+
+
+def test_bench_cli_plot(tmp_path):
+    pytest.importorskip("matplotlib")
+    from bpfjit.cli.bench import command
+    plot = tmp_path / "bench.png"
+    result = CliRunner().invoke(command, ["-f", "firecracker-vmm.x86_64", "-b", "reference",
+                                          "-m", "realistic,uniform_nr", "-n", "500", "-s", "0",
+                                          "--no-baselines", "--plot", str(plot)])
+    assert result.exit_code == 0, result.output
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -328,6 +328,10 @@ def command(filters, backends, mixes, size, reference_size, seconds, threads, se
         console.print(f"[yellow]{note}[/]")
     if plot:
         try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise InputProblem("--plot needs matplotlib (pip install 'bpfjit[bench]')") from None
+        try:
             render_plot(cells, info, plot)
         except OSError as exc:
             raise InputProblem(f"--plot {plot}: cannot write: {exc.strerror or exc}") from None
