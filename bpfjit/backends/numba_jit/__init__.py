@@ -1,4 +1,4 @@
-"""Backend stage (numba): a decision DAG over record words, then one generic cached interpreter.
+"""Backend stage (numba): a decision DAG over record words, then a generic cached interpreter.
 
 An independent implementation of seccomp's classic BPF (it shares nothing with
 the llvm backend or the reference interpreter). Compiling a program costs no
@@ -12,8 +12,10 @@ numba compilation: the program is
    lead to the same place, down to a fixed return value or a point where the
    interpreter takes over;
 
-and both are flattened into arrays for :func:`.interpreter.run_batch`, one
-``@njit(cache=True, nogil=True)`` function shared by every program.
+and both are flattened into arrays for :func:`.interpreter.run_batch`, compiled
+once with ``@njit(cache=True, nogil=True)`` and shared by every program. Single
+calls walk the same DAG in Python and call numba only when the interpreter must
+finish the job.
 """
 from __future__ import annotations
 
@@ -138,7 +140,7 @@ class NumbaEvaluator:
 
 
 _RECORD = struct.Struct("=iIQ6Q")       # struct seccomp_data, host order
-_WORDS = struct.Struct("=16I")           # the same 64 bytes as the 16 words ld sees (host order)
+_WORDS = struct.Struct("=16I")           # the same 64 bytes as 16 host-order words (node.word)
 _NO_ARGS = (0,) * 6
 
 

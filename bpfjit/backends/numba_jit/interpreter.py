@@ -54,8 +54,8 @@ def run_batch(ins, kk, d_off, d_key, d_pc, root, n_word, n_mask, n_off, n_dense,
     """out[i] = the program's return value for words[i] (the 16 host-order words of record i)."""
     M = np.zeros(16, dtype=np.uint64)
     dense_top = np.uint64(DENSE)
-    waiting = np.empty((CHUNK, 2), dtype=np.int64)  # (record, leaf) left for the interpreter
     n = words.shape[0]
+    waiting = np.empty((min(CHUNK, n), 2), dtype=np.int64)  # (record, leaf) left to interpret
     for start in range(0, n, CHUNK):
         n_waiting = 0
         for i in range(start, min(start + CHUNK, n)):  # first the DAG alone: a tight loop
