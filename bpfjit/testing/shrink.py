@@ -412,6 +412,13 @@ class Disagreement:
 
 _ZERO = {name: 0 for name, _ in RECORD_FIELDS}
 
+#: kernel-internal errnos that reach user space but have no libc name
+KERNEL_ERRNOS = {524: "ENOTSUPP"}   # e.g. the x86-64 BPF JIT giving up on a program
+
+
+def _errno_name(err: int) -> str:
+    return errno_names.errorcode.get(err) or KERNEL_ERRNOS.get(err) or str(err)
+
 
 class Referee:
     """Re-asks the oracles and the candidates about (shrunk) programs and records.
@@ -445,7 +452,7 @@ class Referee:
         errs = kernel_accepts_many([datas[i] for i in asked]) if asked else []
         out: list = [None] * len(datas)
         for i, err in zip(asked, errs):
-            out[i] = (err == 0, errno_names.errorcode.get(err, str(err)) if err else None)
+            out[i] = (err == 0, _errno_name(err) if err else None)
         return out
 
     def _all_valid(self, programs) -> bool:
