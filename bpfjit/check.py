@@ -16,6 +16,13 @@ The kernel runs, in this order (Linux 6.x):
 Each rule is one function named after its kernel function, and the first
 failure (in kernel order) becomes an :class:`InvalidProgram` carrying the
 instruction index and the rule. All of them make seccomp(2) fail with EINVAL.
+
+Not modelled: on kernels built with CONFIG_BPF_JIT_ALWAYS_ON, seccomp(2) can
+also refuse a program these rules accept with ENOTSUPP (524) when the
+architecture's BPF JIT fails on it (on x86-64 Linux 6.18: about 1 in 36,000
+generated realistic programs, ``bpf_jit: fatal error`` in dmesg; a
+34-instruction reproducer is pinned in tests/kernel/test_checker_parity.py).
+That is a property of one kernel build's JIT, not of the seccomp rules.
 """
 from __future__ import annotations
 

@@ -35,6 +35,10 @@ class Instruction(_Fields):
     __slots__ = ()
 
     def __new__(cls, code: int, jt: int = 0, jf: int = 0, k: int = 0) -> "Instruction":
+        if (type(code) is int and type(jt) is int and type(jf) is int and type(k) is int
+                and 0 <= code <= 0xFFFF and 0 <= jt <= 0xFF and 0 <= jf <= 0xFF
+                and 0 <= k <= 0xFFFFFFFF):
+            return tuple.__new__(cls, (code, jt, jf, k))
         for name, value, top in (("code", code, 0xFFFF), ("jt", jt, 0xFF), ("jf", jf, 0xFF),
                                  ("k", k, 0xFFFFFFFF)):
             if not isinstance(value, int) or isinstance(value, bool):
@@ -144,7 +148,9 @@ class Program(Sequence[Instruction]):
         if endian not in _STRUCT:
             raise ValueError(f"endian must be 'little' or 'big', not {endian!r}")
         unpack = _STRUCT[endian].iter_unpack
-        return cls((Instruction(*fields) for fields in unpack(data)), endian=endian, source=source)
+        new = tuple.__new__          # struct already bounds every field: no re-validation
+        return cls((new(Instruction, fields) for fields in unpack(data)), endian=endian,
+                   source=source)
 
     def digest(self) -> str:
         """SHA-256 of the little-endian bytes: a stable identity for caches and reports."""
@@ -155,7 +161,7 @@ class Program(Sequence[Instruction]):
         import numpy as np
         arr = np.zeros(len(self), dtype=INSTRUCTION_DTYPE)
         if len(self):
-            arr[:] = self._insns
+            arr[:] = list(self._insns)
         return arr
 
     # --- pipeline ---
