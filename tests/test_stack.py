@@ -84,9 +84,3 @@ def test_budget_is_enforced_with_enomem():
         bpfjit.Stack([big] * (fits + 1), backend="reference", arch="x86_64")
     assert err.value.errno == "ENOMEM"
 
-
-def test_program_to_numpy_keeps_every_instruction():
-    prog = bpfjit.load(REAL_FILTERS / "docker-default.x86_64.bpf")
-    arr = prog.to_numpy()
-    assert len(arr) == len(prog)
-    assert [tuple(int(v) for v in row) for row in arr] == [tuple(i) for i in prog]
