@@ -35,7 +35,10 @@ def get(name: str) -> Backend:
         module = importlib.import_module(REGISTRY[name])
     except ImportError as exc:
         raise BackendUnavailable(f"backend {name!r} cannot be imported: {exc}") from exc
-    return module.BACKEND
+    backend = getattr(module, "BACKEND", None)
+    if backend is None:
+        raise BackendUnavailable(f"backend module {REGISTRY[name]} defines no BACKEND")
+    return backend
 
 
 def available() -> dict[str, str | None]:
