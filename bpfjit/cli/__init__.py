@@ -72,7 +72,7 @@ def cli() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``bpfjit`` script; returns the exit status."""
     try:
-        cli.main(args=argv, prog_name="bpfjit", standalone_mode=False)
+        rc = cli.main(args=argv, prog_name="bpfjit", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         sys.stderr.close()
         return 1
-    return 0
+    return rc if isinstance(rc, int) else 0   # a verb's ctx.exit(n) comes back as n
 
 
 def load_program(path: str, fmt: str | None, endian: str | None, arch: str | None):

@@ -114,8 +114,14 @@ def test_sim_errors_like_scmp_bpf_sim(tmp_path):
     assert run("sim", "-f", vec, "-a", "x86_64", "-s", "read") == "ALLOW\n"
 
 
-def test_main_returns_exit_codes(capsys):
+def test_main_returns_exit_codes(capsys, tmp_path):
     assert main(["check", DOCKER]) == 0
+    bad = tmp_path / "bad.bpf"
+    bad.write_bytes(bpfjit.Program([bpfjit.stmt(0x94, 3), bpfjit.stmt(0x06, 0)]).to_bytes())
+    assert main(["check", str(bad)]) == 1
+    unknown = tmp_path / "unknown.bpf"
+    unknown.write_bytes(bpfjit.Program([bpfjit.stmt(0x06, 0x00010000)]).to_bytes())
+    assert main(["sim", "-f", str(unknown), "-s", "0"]) == 8
     assert main(["eval", DOCKER, "nosuchcall"]) == 2
     assert "nosuchcall" in capsys.readouterr().err
 
