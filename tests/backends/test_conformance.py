@@ -30,6 +30,7 @@ from bpfjit.seccomp import layouts, syscalls
 from bpfjit.testing.inputs import inputs_for
 from bpfjit.testing.programs import realistic_program, valid_program
 from corpora import VECTORS, real_filter_arch, real_filters
+from expect import assert_same
 
 RECORDS = int(os.environ.get("BPFJIT_CONFORMANCE_RECORDS", "2000"))
 #: the reference backend is the oracle's own adapter: a smaller sample proves the plumbing
@@ -62,18 +63,6 @@ def reference_values(program: Program, recs: np.ndarray, layout: layouts.Layout)
     for i, (nr, arch, ip, args) in enumerate(cols):
         out[i] = ref.run_seccomp(insns, nr, arch, ip, args, layout.byteorder)
     return out
-
-
-def assert_same(got: np.ndarray, want: np.ndarray, recs: np.ndarray, what: str) -> None:
-    bad = np.nonzero(got != want)[0]
-    if len(bad):
-        i = int(bad[0])
-        r = recs[i]
-        raise AssertionError(
-            f"{what}: {len(bad)} of {len(recs)} records differ; first #{i}: nr={int(r['nr'])} "
-            f"arch={int(r['arch']):#x} ip={int(r['instruction_pointer']):#x} "
-            f"args={[hex(a) for a in r['args'].tolist()]}: got {int(got[i]):#010x}, "
-            f"reference {int(want[i]):#010x}")
 
 
 # --- libseccomp vectors ---------------------------------------------------------------------

@@ -26,6 +26,7 @@ from bpfjit.testing.inputs import inputs_for
 from bpfjit.testing.programs import realistic_program, valid_program
 
 from corpora import VECTORS, real_filter_arch, real_filters
+from expect import assert_same
 
 numba_jit = pytest.importorskip("bpfjit.backends.numba_jit")
 if numba_jit.BACKEND.unavailable_reason():
@@ -91,18 +92,6 @@ def biased_records(program: Program, layout: bpfjit.Layout, n: int,
     recs = np.zeros(n, dtype=SECCOMP_DATA)
     recs.view(np.uint32).reshape(n, 16)[:] = words
     return recs
-
-
-def assert_same(got: np.ndarray, want: np.ndarray, recs: np.ndarray, what: str) -> None:
-    bad = np.flatnonzero(got != want)
-    if len(bad):
-        i = int(bad[0])
-        r = recs[i]
-        raise AssertionError(
-            f"{what}: {len(bad)} of {len(recs)} records differ; first at {i}: nr={int(r['nr'])} "
-            f"arch={int(r['arch']):#x} ip={int(r['instruction_pointer']):#x} "
-            f"args={[hex(int(a)) for a in r['args']]}: numba {int(got[i]):#010x}, "
-            f"reference {int(want[i]):#010x}")
 
 
 def evaluate_each(filt, recs: np.ndarray) -> np.ndarray:

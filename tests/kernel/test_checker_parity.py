@@ -37,12 +37,8 @@ def I(code: int, k: int = 0, jt: int = 0, jf: int = 0) -> Instruction:  # noqa: 
     return Instruction(code, jt, jf, k)
 
 
-LD_ABS, LD_IMM, LDX_IMM = op.BPF_LD | op.BPF_W | op.BPF_ABS, op.BPF_LD | op.BPF_IMM, \
-    op.BPF_LDX | op.BPF_IMM
-LD_MEM, LDX_MEM, ST, STX = op.BPF_LD | op.BPF_MEM, op.BPF_LDX | op.BPF_MEM, op.BPF_ST, op.BPF_STX
-RET_K, RET_A, JA = op.BPF_RET | op.BPF_K, op.BPF_RET | op.BPF_A, op.BPF_JMP | op.BPF_JA
-JEQ, JGT, JGE, JSET = (op.BPF_JMP | o for o in (op.BPF_JEQ, op.BPF_JGT, op.BPF_JGE, op.BPF_JSET))
-ALU = op.BPF_ALU
+from expect import (ALU, JA, JEQ, JGE, JGT, JSET, LD_ABS, LD_IMM, LD_MEM, LDX_IMM, LDX_MEM,  # noqa: F401
+                    RET_A, RET_K, ST, STX)
 
 
 def _errname(err: int) -> str:
