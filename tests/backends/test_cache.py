@@ -112,7 +112,7 @@ def test_a_corrupt_entry_is_detected_and_rebuilt(cache_dir, damage, monkeypatch)
     elif damage == "empty":
         path.write_bytes(b"")
     elif damage == "garbage":
-        path.write_bytes(os.urandom(len(data)))
+        path.write_bytes(random.Random(len(data)).randbytes(len(data)))   # seeded
     else:
         path.write_bytes(entries(cache_dir)[1].read_bytes())   # a valid entry, wrong name
     new_process()

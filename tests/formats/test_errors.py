@@ -112,7 +112,7 @@ _ASMISH = st.lists(st.sampled_from(
     max_size=40).map("".join)
 
 
-@settings(max_examples=500, deadline=None, derandomize=True,
+@settings(max_examples=500, deadline=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(_TEXT, _ASMISH), st.sampled_from([None, "asm", "c", "hex"]))
 def test_any_text_loads_or_raises_load_error(text, fmt):
@@ -124,7 +124,7 @@ def test_any_text_loads_or_raises_load_error(text, fmt):
     assert asm.parse(disasm.disassemble(prog)) == prog
 
 
-@settings(max_examples=300, deadline=None, derandomize=True)
+@settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=256), st.sampled_from([None, "raw", "asm", "c", "hex"]),
        st.sampled_from([None, "little", "big"]))
 def test_any_bytes_load_or_raise_load_error(data, fmt, endian):

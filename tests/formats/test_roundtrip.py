@@ -110,14 +110,14 @@ _PROGRAMS = st.builds(Program, st.lists(_INSNS, min_size=1, max_size=40),
 _ARCHES = st.sampled_from([None, "x86_64", "x86", "x32", "aarch64", "s390x", "mips", "ppc64le"])
 
 
-@settings(max_examples=400, deadline=None, derandomize=True)
+@settings(max_examples=400, deadline=None)
 @given(_PROGRAMS, _ARCHES, st.booleans(), st.booleans())
 def test_any_program_round_trips_through_asm(prog, arch, names, numbered):
     text = disasm.disassemble(prog, arch=arch, names=names, numbered=numbered)
     assert asm.parse(text) == prog
 
 
-@settings(max_examples=300, deadline=None, derandomize=True)
+@settings(max_examples=300, deadline=None)
 @given(_PROGRAMS)
 def test_any_program_round_trips_through_c_hex_and_raw(prog):
     assert c_array.parse(c_array.dump(prog)) == prog

@@ -57,7 +57,7 @@ def test_correct_candidate_exits_zero(user_dir):
 
 def test_buggy_candidate_exits_one_with_reproducers(user_dir):
     out = user_dir / "repro"
-    result = CliRunner().invoke(command, ["--candidate", "mycand:buggy", "--seconds", "60",
+    result = CliRunner().invoke(command, ["--candidate", "mycand:buggy",
                                           "--programs", "3000", "--max-disagreements", "1",
                                           "--out", str(out), "--no-kernel", "--kinds",
                                           "realistic"])

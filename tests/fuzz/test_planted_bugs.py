@@ -31,7 +31,7 @@ PLANS = {
 
 def _hunt(bug: str, tmp_path):
     kinds, stack = PLANS[bug]
-    return fuzz.run([planted.make(bug)], seconds=60, max_programs=20_000, seed=1,
+    return fuzz.run([planted.make(bug)], max_programs=20_000, seed=1,
                     kinds=kinds, stack=stack, use_kernel=False, max_disagreements=1,
                     out_dir=tmp_path)
 

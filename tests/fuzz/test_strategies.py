@@ -57,17 +57,36 @@ def test_records_shape_and_dtype(records):
     assert records.flags.c_contiguous
 
 
+BIASED = bpfjit.Program([(0x20, 0, 0, 28), (0x15, 0, 1, 0x1234ABCD),   # A = args[1].hi
+                         (0x06, 0, 0, 0), (0x06, 0, 0, 0x7FFF0000)])    # if A == k: KILL
+
+
+def _hits_k(records) -> bool:
+    return any(int(a) >> 32 == 0x1234ABCD for a in records["args"][:, 1])
+
+
+def test_records_reach_the_programs_constants():
+    """Exact: the constant is one of the drawable words, so Hypothesis finds it."""
+    assert _hits_k(find(bst.records(BIASED, n=4), _hits_k))
+    assert 0x1234ABCD == find(bst.words([0x1234ABCD]), lambda w: w == 0x1234ABCD)
+
+
 def test_records_are_biased_to_the_programs_constants():
-    prog = bpfjit.Program([(0x20, 0, 0, 28), (0x15, 0, 1, 0x1234ABCD),
-                           (0x06, 0, 0, 0), (0x06, 0, 0, 0x7FFF0000)])   # args[1].hi == k?
+    """A draw hits args[1].hi == k about half the time; a uniform u32 would hit it 2^-32 of it.
+
+    Measured over 60 seeds at 100 examples: 24..80 hits (mean 51, sd 11;
+    Hypothesis's draws are correlated, hence the spread). The bound, 5, is more
+    than 4 sd below the mean, and still proves the bias (an unbiased strategy
+    expects 1e-7 hits), so it holds under any ``--hypothesis-seed``.
+    """
     hits = []
 
-    @settings(max_examples=100, deadline=None)
-    @given(bst.records(prog, n=4))
+    @settings(max_examples=100)
+    @given(bst.records(BIASED, n=4))
     def draw(records):
-        hits.append(any(int(a) >> 32 == 0x1234ABCD for a in records["args"][:, 1]))
+        hits.append(_hits_k(records))
     draw()
-    assert sum(hits) > len(hits) // 4
+    assert sum(hits) >= 5, f"{sum(hits)} of {len(hits)} draws hit the constant"
 
 
 @pytest.mark.parametrize("backend", ["llvm", "numba"])
