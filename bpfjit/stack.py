@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import opcodes as op
-from .errors import StackLimitError
+from .errors import InputError, StackLimitError
 from .filter import Filter, compile
 from .program import Program
 from .seccomp import records
@@ -73,12 +73,12 @@ class Stack:
     def __init__(self, filters: Sequence[Filter | Program], backend: str = "auto",
                  arch: "str | Layout | None" = None):
         if not filters:
-            raise ValueError("a stack needs at least one filter")
+            raise InputError("a stack needs at least one filter")
         compiled = [f if isinstance(f, Filter) else compile(f, backend=backend, arch=arch)
                     for f in filters]
         layouts_ = {f.layout.byteorder for f in compiled}
         if len(layouts_) != 1:
-            raise ValueError("all filters of a stack must use the same seccomp_data byte order")
+            raise InputError("all filters of a stack must use the same seccomp_data byte order")
         check_budget([f.program for f in compiled])
         self.filters: tuple[Filter, ...] = tuple(compiled)
         self.layout = compiled[-1].layout

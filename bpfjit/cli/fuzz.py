@@ -131,7 +131,8 @@ def command(candidate_specs, checker_specs, backend_names, seconds, max_programs
                           max_disagreements=max_disagreements, shrink=shrink)
     except (BpfjitError, ValueError) as exc:
         raise InputProblem(str(exc)) from None
-    click.echo(report.format(), nl=False)
+    # With --json -, stdout carries only the JSON document: the text report goes to stderr.
+    click.echo(report.format(), nl=False, err=json_path == "-")
     if json_path:
         text = json.dumps(_report_json(report), indent=2) + "\n"
         if json_path == "-":

@@ -60,18 +60,28 @@ def asm(file: str, output: str, out_fmt: str, out_endian: str | None, arch: str 
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file.")
 @common_load_options
 def check(files: tuple[str, ...], as_json: bool, fmt: str | None, endian: str | None) -> None:
-    """Would seccomp(2) accept each FILE? Exit 1 if any is refused.
+    """Would seccomp(2) accept each FILE? Exit 1 if any is refused, 2 if any is unreadable.
 
     Applies exactly the kernel's rules (net/core/filter.c bpf_check_classic,
-    check_load_and_stores; kernel/seccomp.c seccomp_check_filter).
+    check_load_and_stores; kernel/seccomp.c seccomp_check_filter). An
+    unreadable FILE is reported (a JSON object with "error" under --json) and
+    the others are still checked.
     """
     import json
 
     from ..check import check as check_program
     from ..stack import ebpf_length
-    bad = 0
+    bad = unreadable = 0
     for file in files:
-        prog = load_program(file, fmt, endian, None)
+        try:
+            prog = load_program(file, fmt, endian, None)
+        except InputProblem as exc:
+            unreadable += 1
+            if as_json:
+                click.echo(json.dumps({"file": file, "valid": None, "error": exc.message}))
+            else:
+                click.echo(f"Error: {exc.message}", err=True)
+            continue
         try:
             check_program(prog)
         except InvalidProgram as exc:
@@ -90,8 +100,8 @@ def check(files: tuple[str, ...], as_json: bool, fmt: str | None, endian: str | 
         else:
             click.echo(f"{file}: OK ({len(prog)} instructions, {prog.endian}-endian, "
                        f"{ebpf_length(prog)} eBPF instructions in the kernel)")
-    if bad:
-        raise click.exceptions.Exit(1)
+    if unreadable or bad:
+        raise click.exceptions.Exit(2 if unreadable else 1)
 
 
 @click.command()

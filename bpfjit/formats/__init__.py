@@ -69,24 +69,53 @@ def _is_file(text: str) -> bool:
         return False
 
 
+def _means_a_path(text: str) -> bool:
+    """Whether a one-line string that names no file was meant as a path, not as filter text.
+
+    A user who types one word means a file: no filter is a single assembler
+    word (a program ends with ``ret`` and an operand), so one token that is not
+    a bpf_asm mnemonic and not hex digits is a path. Text with spaces, braces,
+    ``#`` or ``:`` is filter text (a path with spaces that does not exist is
+    reported as text, with a hint: see :func:`load`).
+    """
+    token = text.strip()
+    if not token or "\n" in text or not _PATHLIKE.fullmatch(token):
+        return False
+    if token.startswith(("/", "./", "../", "~")) or os.sep in token:
+        return True
+    from .asm import MNEMONICS
+    if token.lower() in MNEMONICS:
+        return False
+    return not re.fullmatch(r"(?:0[xX])?[0-9a-fA-F]+", token)
+
+
 def _read(source: "str | bytes | os.PathLike") -> tuple[bytes, str]:
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source), "<bytes>"
+    if isinstance(source, str) and "\n" not in source and len(source) < 4096:
+        try:
+            is_dir = Path(source).is_dir()
+        except (OSError, ValueError):
+            is_dir = False
+        if is_dir:
+            raise LoadError("is a directory", source=source)
     if isinstance(source, os.PathLike) or (isinstance(source, str) and _is_file(source)):
         path = Path(source)
+        if path.is_dir():
+            raise LoadError("is a directory", source=str(path))
         try:
             size = path.stat().st_size
             if size > MAX_INPUT_BYTES:
                 raise LoadError(f"file is {size} bytes; a filter is at most 32 KiB raw "
                                 f"(refusing anything over {MAX_INPUT_BYTES} bytes)", source=str(path))
             return path.read_bytes(), str(path)
+        except FileNotFoundError:
+            raise LoadError("no such file", source=str(path)) from None
         except OSError as exc:
             raise LoadError(f"cannot read: {exc.strerror or exc}", source=str(path)) from exc
     if isinstance(source, str):
-        if _PATHLIKE.fullmatch(source) and \
-                (source.endswith((".bpf", ".asm", ".bin", ".c", ".h", ".hex", ".txt"))
-                 or os.sep in source):
-            raise LoadError("no such file", source=source)
+        if _means_a_path(source):
+            raise LoadError("no such file", source=source.strip())
         return source.encode("utf-8"), "<text>"
     raise TypeError(f"load() takes a path, bytes or text, not {type(source).__name__}")
 
@@ -118,7 +147,13 @@ def load(source: "str | bytes | os.PathLike", format: str | None = None,
                         f"filter use format='raw'", source=name, offset=exc.start) from None
     if format == "asm":
         from .asm import parse
-        return parse(text, arch=arch, source=name)
+        try:
+            return parse(text, arch=arch, source=name)
+        except LoadError as exc:
+            if name == "<text>" and "\n" not in text.strip():
+                raise LoadError(f"{exc.reason} (read as assembler text: no file named "
+                                f"{text.strip()!r} exists)", source=name, line=exc.line) from None
+            raise
     if format == "c":
         from .c_array import parse
         return parse(text, source=name, arch=arch)

@@ -62,11 +62,14 @@ class Action:
 
     def __post_init__(self) -> None:
         if not isinstance(self.value, int) or not 0 <= self.value <= 0xFFFFFFFF:
-            raise ValueError(f"a seccomp return value is a u32, not {self.value!r}")
+            from ..errors import InputError
+            raise InputError(f"a seccomp return value is a u32 (0..0xffffffff), "
+                             f"not {self.value!r}")
 
     @classmethod
     def from_value(cls, value: int) -> "Action":
-        return cls(int(value) & 0xFFFFFFFF if int(value) < 0 else int(value))
+        """The action of a 32-bit return value (0..0xffffffff); anything else is an InputError."""
+        return cls(int(value))
 
     @classmethod
     def parse(cls, text: str) -> "Action":

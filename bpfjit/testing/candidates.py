@@ -251,9 +251,14 @@ def _import(spec: str, option: str):
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            public = ", ".join(n for n in dir(module) if not n.startswith("_"))
+            import difflib
+            names = [n for n in dir(obj) if not n.startswith("_") and callable(getattr(obj, n))]
+            close = difflib.get_close_matches(part, names, n=3)
+            hint = (f"; did you mean {', '.join(close)}?" if close else
+                    f" ({len(names)} public callables)" if len(names) > 8 else
+                    f" (it has: {', '.join(names) or 'nothing callable'})")
             raise CandidateError(f"{option} {spec!r}: module {module_name!r} has no "
-                                 f"{attr!r} (it has: {public or 'nothing public'})") from None
+                                 f"{attr!r}{hint}") from None
     return obj
 
 

@@ -91,7 +91,8 @@ def test_load_module_function_and_pure_checker(module_dir):
 
 @pytest.mark.parametrize("spec, message", [
     ("no_such_module_xyz:f", "cannot import module 'no_such_module_xyz'"),
-    ("cand_mod2:missing", "has no 'missing' \\(it has: CONSTANT_, evaluate\\)"),
+    ("cand_mod2:missing", "has no 'missing' \\(it has: evaluate\\)"),
+    ("cand_mod2:evaluat", "has no 'evaluat'; did you mean evaluate\\?"),
     ("cand_mod2:", "expected module:function"),
     ("cand_mod2:CONSTANT_", "not callable|expected a function"),
 ])

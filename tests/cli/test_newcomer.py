@@ -1,0 +1,89 @@
+"""The newcomer's path (issue 13): each command run as a user types it, message and exit code."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import bpfjit
+from bpfjit.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKER = ROOT / "bpfjit" / "examples" / "docker-default.x86_64.bpf"
+
+
+def run(args: list[str], capfd) -> tuple[int, str, str]:
+    rc = main(args)
+    out, err = capfd.readouterr()
+    return rc, out, err
+
+
+@pytest.mark.parametrize("typo", ["typo.bfp", "filterz", "missing.BPF", "./nope", "dir/none.bpf"])
+@pytest.mark.parametrize("verb", [["check"], ["disasm"], ["eval", "{}", "read"]])
+def test_a_missing_path_is_reported_as_a_missing_file(verb, typo, capfd, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    args = [a.replace("{}", typo) for a in verb] if "{}" in verb else verb + [typo]
+    rc, out, err = run(args, capfd)
+    assert rc == 2 and f"{typo}: no such file" in err, (out, err)
+    assert "mnemonic" not in err
+
+
+def test_load_of_a_missing_name_says_no_such_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(bpfjit.LoadError, match="^myfilter: no such file$"):
+        bpfjit.load("myfilter")
+
+
+@pytest.mark.parametrize("name", ["adir", "adir/"])
+def test_a_directory_is_named_as_one(name, capfd, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "adir").mkdir()
+    rc, _, err = run(["check", name], capfd)
+    assert rc == 2 and f"{name}: is a directory" in err
+    with pytest.raises(bpfjit.LoadError, match="is a directory"):
+        bpfjit.load(name)
+
+
+def test_one_line_text_is_still_assembler_and_ambiguity_is_said(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert len(bpfjit.load("ret #0")) == 1
+    assert len(bpfjit.load("0600000000000000")) == 1           # hex text
+    with pytest.raises(bpfjit.LoadError, match="read as assembler text: no file named"):
+        bpfjit.load("my filter.bpf")
+
+
+def test_fuzz_json_to_stdout_is_only_json():
+    done = subprocess.run([sys.executable, "-m", "bpfjit", "fuzz", "-n", "3", "--no-kernel",
+                           "--json", "-"], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["ok"] is True and doc["programs"] == 3
+    assert "programs/s" in done.stderr           # the text report went to stderr
+
+
+def test_check_json_reports_an_unreadable_file_and_goes_on(capfd, tmp_path):
+    empty = tmp_path / "empty.bpf"
+    empty.write_bytes(b"")
+    rc, out, _ = run(["check", "--json", str(DOCKER), str(empty)], capfd)
+    first, second = (json.loads(line) for line in out.splitlines())
+    assert first["valid"] is True and first["instructions"] == 1001
+    assert second["file"] == str(empty) and second["valid"] is None
+    assert "empty input" in second["error"]
+    assert rc == 2
+
+
+def test_fuzz_unknown_candidate_function_is_one_short_line(capfd):
+    rc, _, err = run(["fuzz", "--candidate", "os:nosuchfn", "-n", "1"], capfd)
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and len(err) < 200, err
+
+
+def test_library_errors_are_bpfjit_errors():
+    with pytest.raises(bpfjit.BpfjitError, match="at least one filter"):
+        bpfjit.Stack([])
+    for bad in (2**33, -1):
+        with pytest.raises(bpfjit.BpfjitError, match="u32"):
+            bpfjit.Action.from_value(bad)
+    assert str(bpfjit.Action.from_value(0xFFFFFFFF)).startswith("UNKNOWN")
