@@ -9,17 +9,56 @@ from . import InputProblem, common_load_options, load_program
 from ..errors import BpfjitError, InvalidProgram
 
 
+_STYLES = {"line": {"dim": True}, "allow": {"fg": "green"}, "deny": {"fg": "yellow"},
+           "kill": {"fg": "red", "bold": True}}
+
+
+def colour_wanted(stream=None) -> bool:
+    """Colour on a terminal, unless NO_COLOR is set (https://no-color.org)."""
+    import os
+    stream = stream or sys.stdout
+    return not os.environ.get("NO_COLOR") and hasattr(stream, "isatty") and stream.isatty()
+
+
 @click.command()
 @click.argument("file")
-@click.option("--arch", "-a", default=None, help="Architecture for names (default: x86_64).")
+@click.option("--arch", "-a", default=None,
+              help="Layout and syscall table for names (default: detected from the filter's "
+                   "first arch check, else x86_64).")
 @click.option("--numbered/--no-numbered", default=False, help="Prefix instruction indexes.")
+@click.option("--columns", is_flag=True,
+              help="seccomp-tools style: line, CODE, JT, JF, K and a pseudo-C line "
+                   "(for reading; the default output assembles back).")
+@click.option("--json", "as_json", is_flag=True,
+              help="JSON: one object per instruction (index, code, jt, jf, k, text, pseudo_c).")
 @common_load_options
-def disasm(file: str, arch: str | None, numbered: bool, fmt: str | None, endian: str | None) -> None:
-    """Disassemble FILE to bpf_asm text with seccomp names (syscalls, fields, actions)."""
-    from ..formats.disasm import disassemble
+def disasm(file: str, arch: str | None, numbered: bool, columns: bool, as_json: bool,
+           fmt: str | None, endian: str | None) -> None:
+    """Disassemble FILE to bpf_asm text with seccomp names (syscalls, fields, actions).
+
+    The architecture used for names is detected from the filter (its first
+    ``jeq #AUDIT_ARCH_...`` after ``ld [arch]``) unless --arch is given.
+    """
+    from ..formats import columns as column_view
+    from ..formats.disasm import disassemble, infer_arch, instruction_text
     prog = load_program(file, fmt, endian, arch)
     try:
-        click.echo(disassemble(prog, arch=arch, numbered=numbered), nl=False)
+        if as_json:
+            import json
+            lay = arch or infer_arch(prog).name
+            listing = column_view.rows(prog, arch=lay)
+            doc = {"file": file, "arch": lay, "instructions": [
+                {"index": i, "code": ins.code, "jt": ins.jt, "jf": ins.jf, "k": ins.k,
+                 "text": instruction_text(prog, i, arch=lay), "pseudo_c": pseudo}
+                for i, (ins, pseudo) in enumerate(listing)]}
+            click.echo(json.dumps(doc, indent=1))
+        elif columns:
+            colour = colour_wanted()
+            style = (lambda text, kind: click.style(text, **_STYLES.get(kind, {}))) \
+                if colour else None
+            click.echo(column_view.render(prog, arch=arch, style=style), nl=False, color=colour)
+        else:
+            click.echo(disassemble(prog, arch=arch, numbered=numbered), nl=False)
     except BpfjitError as exc:
         raise InputProblem(str(exc)) from None
 

@@ -92,7 +92,7 @@ def _means_a_path(text: str) -> bool:
 def _read(source: "str | bytes | os.PathLike") -> tuple[bytes, str]:
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source), "<bytes>"
-    if isinstance(source, str) and "\n" not in source and len(source) < 4096:
+    if isinstance(source, str) and source.strip() and "\n" not in source and len(source) < 4096:
         try:
             is_dir = Path(source).is_dir()
         except (OSError, ValueError):

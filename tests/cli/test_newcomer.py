@@ -87,3 +87,41 @@ def test_library_errors_are_bpfjit_errors():
         with pytest.raises(bpfjit.BpfjitError, match="u32"):
             bpfjit.Action.from_value(bad)
     assert str(bpfjit.Action.from_value(0xFFFFFFFF)).startswith("UNKNOWN")
+
+
+def test_disasm_columns_view_reads_like_seccomp_tools(capfd, monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    rc, out, _ = run(["disasm", "--columns", str(DOCKER)], capfd)
+    lines = out.splitlines()
+    assert rc == 0 and lines[0].split() == ["line", "CODE", "JT", "JF", "K"]
+    assert lines[2] == " 0000: 0x20 0x00 0x00 0x00000004  A = arch"
+    assert lines[3] == " 0001: 0x15 0x01 0x00 0xc000003e  if (A == AUDIT_ARCH_X86_64) goto 0003"
+    assert lines[6] == " 0004: 0x15 0xdf 0x00 0x00000000  if (A == read) goto 0228"
+    assert "\x1b[" not in out
+
+
+def test_disasm_columns_colour_only_on_a_terminal_without_no_color(monkeypatch):
+    from bpfjit.cli.inspect import colour_wanted
+
+    class Tty:
+        def isatty(self):
+            return True
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert colour_wanted(Tty())
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not colour_wanted(Tty())
+
+
+def test_disasm_json_lists_every_instruction(capfd):
+    rc, out, _ = run(["disasm", "--json", str(DOCKER)], capfd)
+    doc = json.loads(out)
+    assert rc == 0 and doc["arch"] == "x86_64" and len(doc["instructions"]) == 1001
+    first = doc["instructions"][1]
+    assert first == {"index": 1, "code": 0x15, "jt": 1, "jf": 0, "k": 0xC000003E,
+                     "text": "jeq #AUDIT_ARCH_X86_64, L3",
+                     "pseudo_c": "if (A == AUDIT_ARCH_X86_64) goto 0003"}
+
+
+def test_disasm_help_says_the_arch_is_detected(capfd):
+    rc, out, _ = run(["disasm", "--help"], capfd)
+    assert rc == 0 and "detected from the filter" in " ".join(out.split())
