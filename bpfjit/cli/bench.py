@@ -182,28 +182,63 @@ def run_matrix(filters: list[str], backends: list[str], mixes: list[str], size: 
     return cells, info
 
 
-def render_table(cells: list[Cell], info: dict, threads: int):
+def render_table(cells: list[Cell], info: dict, threads: int, width: int = 120):
+    """The summary table; narrower than 100 columns, one table per filter (a title, not a column)."""
+    from rich import box
+    from rich.console import Group
     from rich.table import Table
 
-    table = Table(title=f"bpfjit bench — evaluate_batch, {threads} thread(s), best run",
-                  caption="vs stream: share of the memory-streaming rate of the same array "
-                          "(median over back-to-back pairs of passes); "
-                          "vs pcap: times libpcap's bpf_filter(); = ref: the first "
-                          f"{CHECK_RECORDS} results equal the reference interpreter's")
-    for col, justify in (("filter", "left"), ("backend", "left"), ("mix", "left"),
-                         ("records", "right"), ("records/s", "right"), ("ns/rec", "right"),
-                         ("vs stream", "right"), ("vs pcap", "right"), ("= ref", "center")):
-        table.add_column(col, justify=justify, overflow="fold")
-    for c in cells:
-        ok = {True: "[green]yes[/]", False: "[red bold]NO[/]", None: "—"}[c.checked]
-        if c.error:
-            table.add_row(c.filter, c.backend, c.mix, f"{c.records:,}",
-                          f"[dim]{c.error}[/]", "", "", "", ok)
-            continue
-        table.add_row(c.filter, c.backend, c.mix, f"{c.records:,}", _fmt_rate(c.rate),
-                      _fmt(c.ns_per_record), _fmt(c.stream_ratio and 100 * c.stream_ratio, " %"),
-                      _fmt(c.pcap_ratio, "×"), ok)
-    return table
+    caption = ("vs stream: share of the memory-streaming rate of the same array (median over "
+               "back-to-back pairs of passes; above 100 % when the filter reads fewer bytes of "
+               "each record than the streaming pass, which reads all 64); vs pcap: times "
+               "libpcap's bpf_filter(); = ref: the first "
+               f"{CHECK_RECORDS} results equal the reference interpreter's")
+    narrow = width < 100
+    groups = ([[c for c in cells if c.filter == f] for f in dict.fromkeys(c.filter for c in cells)]
+              if narrow else [cells])
+    tables = []
+    for n, group in enumerate(groups):
+        title = (f"{group[0].filter}: evaluate_batch of {group[0].records:,} records, "
+                 f"{threads} thread(s), best run" if narrow
+                 else f"bpfjit bench — evaluate_batch, {threads} thread(s), best run")
+        table = Table(title=title, caption=caption if n == len(groups) - 1 else None,
+                      box=box.SIMPLE_HEAD if narrow else box.HEAVY_HEAD)
+        columns = [] if narrow else [("filter", "left")]
+        columns += [("backend", "left"), ("mix", "left")]
+        columns += [] if narrow else [("records", "right")]
+        columns += [("records/s", "right"), ("ns/rec", "right"), ("vs stream", "right"),
+                    ("vs pcap", "right"), ("= ref", "center")]
+        for col, justify in columns:    # numbers never wrap
+            table.add_column(col, justify=justify, no_wrap=col != "filter", overflow="fold")
+        for c in group:
+            ok = {True: "[green]yes[/]", False: "[red bold]NO[/]", None: "—"}[c.checked]
+            head = [c.backend, c.mix] if narrow else [c.filter, c.backend, c.mix, f"{c.records:,}"]
+            if c.error:
+                table.add_row(*head, f"[dim]{c.error}[/]", "", "", "", ok)
+                continue
+            table.add_row(*head, _fmt_rate(c.rate),
+                          _fmt(c.ns_per_record),
+                          _fmt(c.stream_ratio and 100 * c.stream_ratio, " %"),
+                          _fmt(c.pcap_ratio, "×"), ok)
+        tables.append(table)
+    return tables[0] if len(tables) == 1 else Group(*tables)
+
+
+def json_rows(cells: list[Cell], info: dict, threads: int) -> dict:
+    """The summary as plain data: one row per (filter, backend, mix), plus the baselines."""
+    return {
+        "threads": threads,
+        "rows": [{"filter": c.filter, "backend": c.backend, "mix": c.mix, "records": c.records,
+                  "records_per_second": c.rate, "ns_per_record": c.ns_per_record,
+                  "vs_stream": c.stream_ratio, "vs_pcap": c.pcap_ratio,
+                  "equals_reference": c.checked, "error": c.error} for c in cells],
+        "memory_streaming": [{"mix": mix, "arch": arch, "records": n,
+                              "records_per_second": n / secs}
+                             for (mix, arch, n), secs in info["stream"].items()],
+        "libpcap": [{"filter": f, "mix": mix, "records_per_second": rate}
+                    for (f, mix), rate in info["pcap"].items()],
+        "notes": list(info["notes"]),
+    }
 
 
 def render_plot(cells: list[Cell], info: dict, path: str) -> None:
@@ -276,8 +311,10 @@ def render_plot(cells: list[Cell], info: dict, path: str) -> None:
               help="Measure memory streaming and libpcap on the same records.")
 @click.option("--plot", type=click.Path(dir_okay=False, writable=True),
               help="Write a PNG bar chart of records/s here.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the summary rows as JSON on stdout (progress goes to stderr).")
 def command(filters, backends, mixes, size, reference_size, seconds, threads, seed, baselines,
-            plot) -> None:
+            plot, as_json) -> None:
     """Measure evaluate_batch throughput: filters × backends × record mixes, with baselines.
 
     \b
@@ -291,9 +328,7 @@ def command(filters, backends, mixes, size, reference_size, seconds, threads, se
     from .. import backends as backends_mod
     from .. import workloads
 
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=max(console.width, 120))
+    console = Console(stderr=as_json)
     flist = _split(filters)
     if "all" in flist:
         flist = list(workloads.BENCH_FILTERS) + [f for f in flist if f != "all"]
@@ -316,7 +351,11 @@ def command(filters, backends, mixes, size, reference_size, seconds, threads, se
     with console.status("measuring...") as status:
         cells, info = run_matrix(flist, blist, mlist, size, reference_size, seconds, threads,
                                  seed, baselines, log=lambda msg: status.update(msg))
-    console.print(render_table(cells, info, threads))
+    if as_json:
+        import json
+        click.echo(json.dumps(json_rows(cells, info, threads), indent=1))
+    else:
+        console.print(render_table(cells, info, threads, console.width))
     for (mix, arch, n), secs in info["stream"].items():
         console.print(f"memory streaming ({mix}, {arch}, {n:,} records = {n * 64 / 1e6:.0f} MB, "
                       f"C loop reading all 64 bytes of each record): {_fmt_rate(n / secs)} "

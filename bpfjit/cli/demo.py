@@ -21,7 +21,7 @@ CALLS = [
     ("mount", (), "needs CAP_SYS_ADMIN"),
     ("ptrace", (), "allowed on kernels >= 4.8"),
     ("kexec_load", (), "never"),
-    ("bpf", (), "needs CAP_SYS_ADMIN/CAP_BPF"),
+    ("bpf", (), "needs CAP_SYS_ADMIN or CAP_BPF"),
 ]
 
 
@@ -76,9 +76,13 @@ def command(backend: str, n: int) -> None:
     recs = np.zeros(n, dtype=bpfjit.SECCOMP_DATA)
     recs["nr"] = rng.choice(common, n)
     recs["arch"] = f.layout.audit_arch
-    t0 = time.perf_counter()
-    out = f.evaluate_batch(recs)
-    dt = time.perf_counter() - t0
+    f.evaluate_batch(recs[:4096])      # warm-up: the first call loads/compiles (numba), faults in
+    dt = float("inf")
+    for _ in range(3):                 # best of three, as bench reports the best run
+        t0 = time.perf_counter()
+        out = f.evaluate_batch(recs)
+        dt = min(dt, time.perf_counter() - t0)
     allowed = int((out == 0x7FFF0000).sum())
     console.print(f"Batch: {n:,} x86_64 records (common syscalls) in {dt * 1e3:.1f} ms with "
-                  f"{f.backend}: {n / dt / 1e6:.1f} M records/s; {allowed:,} allowed.")
+                  f"{f.backend} (best of 3, after a warm-up): {n / dt / 1e6:.1f} M records/s; "
+                  f"{allowed:,} allowed.")

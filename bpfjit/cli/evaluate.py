@@ -181,21 +181,32 @@ def table(filter_file: str, arch: str | None, only: str | None, as_json: bool,
 @click.command("syscalls")
 @click.argument("names", nargs=-1)
 @click.option("--arch", "-a", default=None, help="ABI (default: the host).")
-def syscalls_(names: tuple[str, ...], arch: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="A JSON list of {nr, name}.")
+def syscalls_(names: tuple[str, ...], arch: str | None, as_json: bool) -> None:
     """Look up syscall numbers and names for an arch (all of them without NAMES)."""
+    import json
+
     from ..seccomp import layouts, syscalls
     try:
-        abi = layouts.layout(arch).syscall_abi
+        lay = layouts.layout(arch)
+        abi = lay.syscall_abi
         if not names:
-            for name, nr in sorted(syscalls.table(abi).items(), key=lambda item: item[1]):
-                click.echo(f"{nr}\t{name}")
-            return
-        for text in names:
-            try:
-                nr = int(text, 0)
-            except ValueError:
-                click.echo(f"{syscalls.number(abi, text)}\t{text}")
-                continue
-            click.echo(f"{nr}\t{syscalls.name(abi, nr) or '?'}")
+            rows = [(nr, name) for name, nr in sorted(syscalls.table(abi).items(),
+                                                       key=lambda item: item[1])]
+        else:
+            rows = []
+            for text in names:
+                try:
+                    nr = int(text, 0)
+                except ValueError:
+                    rows.append((syscalls.number(abi, text), text))
+                    continue
+                rows.append((nr, syscalls.name(abi, nr)))
     except BpfjitError as exc:
         raise InputProblem(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps({"arch": lay.name, "syscalls": [{"nr": nr, "name": name}
+                                                               for nr, name in rows]}))
+        return
+    for nr, name in rows:
+        click.echo(f"{nr}\t{name or '?'}")

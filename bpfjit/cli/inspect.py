@@ -81,7 +81,12 @@ def asm(file: str, output: str, out_fmt: str, out_endian: str | None, arch: str 
     bpfjit asm policy.asm -o - --to c
     """
     from ..formats import dump as dump_program
+    from ..check import check as check_program
     prog = load_program(file, fmt or ("asm" if file.endswith(".asm") else None), endian, arch)
+    try:
+        check_program(prog)
+    except InvalidProgram as exc:   # still written: invalid programs are legitimate test data
+        click.echo(f"warning: {file}: seccomp(2) would refuse this program: {exc}", err=True)
     data = dump_program(prog, out_fmt, endian=out_endian, arch=arch)
     if output == "-":
         sys.stdout.buffer.write(data)

@@ -125,3 +125,46 @@ def test_disasm_json_lists_every_instruction(capfd):
 def test_disasm_help_says_the_arch_is_detected(capfd):
     rc, out, _ = run(["disasm", "--help"], capfd)
     assert rc == 0 and "detected from the filter" in " ".join(out.split())
+
+
+def test_syscalls_json(capfd):
+    rc, out, _ = run(["syscalls", "--json", "--arch", "aarch64", "openat", "59"], capfd)
+    assert rc == 0 and json.loads(out) == {"arch": "aarch64", "syscalls": [
+        {"nr": 56, "name": "openat"}, {"nr": 59, "name": "pipe2"}]}
+
+
+def test_asm_warns_when_the_kernel_would_refuse_the_output(capfd, tmp_path):
+    src = tmp_path / "bad.asm"
+    src.write_text("ld [nr]\nja +5\nret #0\n")
+    rc, _, err = run(["asm", str(src), "-o", str(tmp_path / "bad.bpf")], capfd)
+    assert rc == 0 and (tmp_path / "bad.bpf").stat().st_size == 24
+    assert "warning:" in err and "would refuse" in err and "bpf_check_classic" in err
+    good = tmp_path / "good.asm"
+    good.write_text("ret #0\n")
+    rc, _, err = run(["asm", str(good), "-o", str(tmp_path / "good.bpf")], capfd)
+    assert rc == 0 and err == ""
+
+
+def test_bench_json_is_only_json_and_tables_fit_80_columns(capfd):
+    rc, out, _ = run(["bench", "-n", "2000", "-s", "0", "-b", "llvm", "--no-baselines",
+                      "--json"], capfd)
+    doc = json.loads(out)
+    (row,) = doc["rows"]
+    assert rc == 0 and row["backend"] == "llvm" and row["equals_reference"] is True
+    assert row["records_per_second"] > 0
+
+    from rich.console import Console
+    from bpfjit.cli.bench import Cell, render_table
+    cells = [Cell("docker-default.x86_64", b, "realistic", 10_000_000, seconds=s, checked=True)
+             for b, s in (("llvm", 0.02), ("numba", 0.05))]
+    console = Console(width=80, record=True, file=open("/dev/null", "w"))
+    console.print(render_table(cells, {"stream": {}, "pcap": {}, "notes": []}, 1, 80))
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    for word in ("realistic", "records/s", "vs stream", "docker-default.x86_64", "500 M"):
+        assert word in text, (word, text)
+
+
+def test_demo_warms_up_before_timing(capfd):
+    rc, out, _ = run(["demo", "--backend", "numba", "--records", "20000"], capfd)
+    assert rc == 0 and "after a warm-up" in out and "KILL" not in out
