@@ -15,7 +15,7 @@ import sys
 
 import click
 
-from ..errors import BpfjitError
+from ..errors import BpfjitError, LoadError
 from ..seccomp import actions as act
 
 _NAMES = {act.SECCOMP_RET_KILL_PROCESS: "KILL_PROCESS", act.SECCOMP_RET_KILL_THREAD: "KILL",
@@ -87,8 +87,12 @@ def command(file: str, arch: str | None, syscall: str, a0: str, a1: str, a2: str
         fmt = detect_format(data)
         endian = (detect_endian(data) or lay.byteorder) if fmt == "raw" else None
         prog = load(data, format=fmt, endian=endian, arch=lay)
+    except LoadError as exc:     # name the file, not "<bytes>"
+        where = ": ".join(p for p in (f"line {exc.line}" if exc.line else "",
+                                      f"byte {exc.offset}" if exc.offset is not None else "") if p)
+        _fail("FAULT", errno.EINVAL, verbose, f"{file}: {where + ': ' if where else ''}{exc.reason}")
     except BpfjitError as exc:
-        _fail("FAULT", errno.EINVAL, verbose, str(exc))
+        _fail("FAULT", errno.EINVAL, verbose, f"{file}: {exc}")
     try:
         check(prog)
     except InvalidProgram as exc:

@@ -168,3 +168,23 @@ def test_bench_json_is_only_json_and_tables_fit_80_columns(capfd):
 def test_demo_warms_up_before_timing(capfd):
     rc, out, _ = run(["demo", "--backend", "numba", "--records", "20000"], capfd)
     assert rc == 0 and "after a warm-up" in out and "KILL" not in out
+
+
+def test_contributing_names_only_files_of_the_repository():
+    import re
+    text = (ROOT / "CONTRIBUTING.md").read_text()
+    assert "../" not in text
+    paths = set(re.findall(r"`((?:bpfjit|tests|reference|tools|bench)/[\w./-]*)`", text))
+    paths |= set(re.findall(r"^((?:bpfjit|tests|reference|tools|bench)/[\w./-]*)", text, re.M))
+    missing = sorted(p for p in paths if not (ROOT / p.rstrip("/")).exists()
+                     and "*" not in p and "X" not in p)
+    assert not missing, missing
+
+
+def test_sim_verbose_names_the_truncated_file(tmp_path):
+    trunc = tmp_path / "trunc.bpf"
+    trunc.write_bytes(DOCKER.read_bytes()[:20])
+    done = subprocess.run([sys.executable, "-m", "bpfjit", "sim", "-v", "-f", str(trunc),
+                           "-a", "x86_64", "-s", "0"], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)
+    assert done.returncode != 0 and f"{trunc}: byte 16" in done.stdout + done.stderr
