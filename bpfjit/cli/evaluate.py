@@ -21,12 +21,56 @@ def _parse_args(values: tuple[str, ...]) -> tuple[int, ...]:
         try:
             value = int(text, 0)
         except ValueError:
+            hint = ("; nor is it an option of this verb (see --help)" if text.startswith("-")
+                    else "")
             raise InputProblem(f"argument {i} ({text!r}) is not an integer "
-                               f"(decimal, 0x hex, 0o octal, 0b binary; negative allowed)") from None
+                               f"(decimal, 0x hex, 0o octal, 0b binary; negative allowed){hint}"
+                               ) from None
         if not -(1 << 63) <= value < (1 << 64):
             raise InputProblem(f"argument {i} ({text}) does not fit 64 bits")
         out.append(value & 0xFFFFFFFFFFFFFFFF)
     return tuple(out)
+
+
+def _parse_ip(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise InputProblem(f"--ip: {text!r} is not an integer (decimal, 0x hex, 0o octal or "
+                           f"0b binary; the 64-bit seccomp_data.instruction_pointer)") from None
+    if not 0 <= value < 1 << 64:
+        raise InputProblem(f"--ip: {text} does not fit the 64-bit instruction_pointer")
+    return value
+
+
+def _arch_hint(program, layout) -> str | None:
+    """A hint when the filter's arch checks never accept the record's arch (``--arch`` mismatch)."""
+    from .. import opcodes as op
+    from ..formats import symbols
+    accepted, held = set(), None
+    for ins in program:
+        if ins.code == op.BPF_LD | op.BPF_W | op.BPF_ABS:
+            held = ins.k
+        elif held == 4 and ins.code == op.BPF_JMP | op.BPF_JEQ | op.BPF_K:
+            accepted.add(ins.k)
+        elif ins.code not in op.CONDITIONAL_JUMPS:
+            held = None
+    if not accepted or layout.audit_arch in accepted:
+        return None
+    names = ", ".join(sorted(symbols.AUDIT_ARCH_NAMES.get(a, f"{a:#x}") for a in accepted))
+    return (f"hint: this filter checks seccomp_data.arch against {names} only; the record "
+            f"carries {symbols.AUDIT_ARCH_NAMES.get(layout.audit_arch, hex(layout.audit_arch))} "
+            f"(--arch {layout.name}), so it takes the filter's other-arch path. Pass the "
+            f"filter's --arch to evaluate its rules.")
+
+
+def _compile_named(path: str, prog, backend: str, arch):
+    """compile() with the file named in any error (invalid program, unknown arch)."""
+    from ..filter import compile as compile_filter
+    try:
+        return compile_filter(prog, backend=backend, arch=arch)
+    except BpfjitError as exc:
+        raise InputProblem(f"{path}: {exc}") from None
 
 
 def _instruction_text(program, index: int, arch) -> str:
@@ -41,7 +85,11 @@ def _describe(retval: int, arch_name: str, nr: int, audit: int) -> dict:
             "kernel": str(out), "kernel_kind": out.kind}
 
 
-@click.command("eval")
+#: "-1" is an argument, not an unknown option (negative arguments are common: AT_FDCWD)
+NEGATIVE_OK = {"ignore_unknown_options": True}
+
+
+@click.command("eval", context_settings=NEGATIVE_OK)
 @click.argument("filter_file", metavar="FILTER")
 @click.argument("syscall")
 @click.argument("args", nargs=-1)
@@ -49,7 +97,8 @@ def _describe(retval: int, arch_name: str, nr: int, audit: int) -> dict:
               help="Architecture of the calling task: layout, seccomp_data.arch and syscall names "
                    "(default: the host, x86_64 here). E.g. x86 to test an i386 call.")
 @click.option("--ip", "instruction_pointer", default="0", help="seccomp_data.instruction_pointer.")
-@click.option("--trace", is_flag=True, help="Print each instruction executed with A and X.")
+@click.option("--trace", is_flag=True,
+              help="Print each instruction executed, with the values A and X hold before it.")
 @click.option("--backend", type=BACKENDS, default="reference", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @common_load_options
@@ -65,12 +114,11 @@ def eval_(filter_file: str, syscall: str, args: tuple[str, ...], arch: str | Non
     bpfjit eval docker.bpf --arch x86_64 openat 3 0x80000
     bpfjit eval docker.bpf --arch aarch64 --trace clone 0x7e020000
     """
-    from ..filter import compile as compile_filter
     prog = load_program(filter_file, fmt, endian, arch)
     values = _parse_args(args)
+    ip = _parse_ip(instruction_pointer)
+    f = _compile_named(filter_file, prog, backend, arch)
     try:
-        ip = int(instruction_pointer, 0)
-        f = compile_filter(prog, backend=backend, arch=arch)
         nr, audit = f.resolve(syscall, None)
         retval = f.evaluate(nr, values, None, ip)
         steps = f.trace(nr, values, None, ip).steps if trace else ()
@@ -85,13 +133,18 @@ def eval_(filter_file: str, syscall: str, args: tuple[str, ...], arch: str | Non
                               "A": s.A, "X": s.X} for s in steps]
         click.echo(json.dumps(info))
         return
+    if steps:
+        click.echo(f"{'index':>5}  {'instruction':<44s} A and X before it")
     for s in steps:
         click.echo(f"{s.index:5d}  {_instruction_text(f.program, s.index, arch):<44s} "
                    f"A={s.A:#010x} X={s.X:#010x}")
     click.echo(f"{info['action']}  (retval {info['retval_hex']}; the kernel: {info['kernel']})")
+    hint = _arch_hint(f.program, f.layout)
+    if hint:
+        click.echo(hint, err=True)
 
 
-@click.command()
+@click.command(context_settings=NEGATIVE_OK)
 @click.option("-f", "--filter", "filters", multiple=True, required=True,
               help="A filter of the stack; repeat, OLDEST (first installed) first.")
 @click.argument("syscall")
@@ -116,10 +169,11 @@ def stack(filters: tuple[str, ...], syscall: str, args: tuple[str, ...], arch: s
     from ..stack import Stack
     progs = [load_program(p, fmt, endian, arch) for p in filters]
     values = _parse_args(args)
+    ip = _parse_ip(instruction_pointer)
+    compiled = [_compile_named(p, prog, backend, arch) for p, prog in zip(filters, progs)]
     try:
-        s = Stack(progs, backend=backend, arch=arch)
+        s = Stack(compiled, backend=backend, arch=arch)
         nr, audit = s.filters[-1].resolve(syscall, None)
-        ip = int(instruction_pointer, 0)
         each = [f.evaluate(nr, values, None, ip) for f in s.filters]
         retval = stack_retval(each)
     except ValueError as exc:

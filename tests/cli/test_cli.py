@@ -56,9 +56,10 @@ def test_eval_trace_shows_the_path():
     out = run("eval", DOCKER, "--arch", "x86_64", "--trace", "read")
     lines = out.strip().splitlines()
     assert lines[-1].startswith("ALLOW")
-    assert "A=0x" in lines[0] and lines[0].split()[0] == "0"
+    assert lines[0].split() == ["index", "instruction", "A", "and", "X", "before", "it"]
+    assert "A=0x" in lines[1] and lines[1].split()[0] == "0"
     traced = json.loads(run("eval", DOCKER, "--json", "--trace", "read"))
-    assert traced["trace"][0]["index"] == 0 and len(traced["trace"]) == len(lines) - 1
+    assert traced["trace"][0]["index"] == 0 and len(traced["trace"]) == len(lines) - 2
 
 
 def test_eval_errors_are_clear():

@@ -188,3 +188,39 @@ def test_sim_verbose_names_the_truncated_file(tmp_path):
                            "-a", "x86_64", "-s", "0"], capture_output=True, text=True,
                           timeout=120, cwd=ROOT)
     assert done.returncode != 0 and f"{trunc}: byte 16" in done.stdout + done.stderr
+
+
+def test_eval_ip_garbage_names_the_option(capfd):
+    rc, _, err = run(["eval", str(DOCKER), "--ip", "garbage", "read"], capfd)
+    assert rc == 2 and "--ip: 'garbage' is not an integer" in err and "0x hex" in err
+
+
+def test_eval_accepts_negative_arguments_and_explains_unknown_options(capfd):
+    rc, out, _ = run(["eval", str(DOCKER), "read", "-1"], capfd)
+    assert rc == 0 and out.startswith("ALLOW")
+    rc, out, _ = run(["eval", str(DOCKER), "--json", "openat", "-100", "0"], capfd)
+    assert rc == 0 and json.loads(out)["args"] == [2**64 - 100, 0]
+    rc, _, err = run(["eval", str(DOCKER), "read", "--jsno"], capfd)
+    assert rc == 2 and "'--jsno'" in err and "option" in err
+
+
+def test_eval_and_stack_name_the_bad_file(capfd, tmp_path):
+    trunc = tmp_path / "trunc.bpf"
+    trunc.write_bytes(DOCKER.read_bytes()[:20])
+    invalid = tmp_path / "invalid.bpf"
+    invalid.write_bytes(bpfjit.load("ld [nr]\nmod #3\nret a\n").to_bytes())
+    for args in (["eval", str(trunc), "read"], ["eval", str(invalid), "read"],
+                 ["stack", "-f", str(DOCKER), "-f", str(trunc), "read"],
+                 ["stack", "-f", str(DOCKER), "-f", str(invalid), "read"]):
+        rc, _, err = run(args, capfd)
+        bad = args[1] if args[0] == "eval" else args[-2]
+        assert rc == 2 and err.startswith(f"Error: {bad}: "), (args, err)
+
+
+def test_eval_hints_at_the_filters_arch(capfd):
+    ppc = ROOT / "tests" / "corpus" / "real" / "filters" / "docker-default.ppc64le.opt.bpf"
+    rc, out, err = run(["eval", str(ppc), "read"], capfd)
+    assert rc == 0 and out.startswith("KILL_THREAD")
+    assert "hint:" in err and "AUDIT_ARCH_PPC64LE" in err and len(err.splitlines()) == 1
+    rc, _, err = run(["eval", str(ppc), "--arch", "ppc64le", "read"], capfd)
+    assert rc == 0 and err == ""
