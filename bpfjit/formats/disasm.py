@@ -314,6 +314,7 @@ def _used_fields(code: int) -> set[str]:
     return used
 
 
+@lru_cache(maxsize=16)
 def infer_arch(program: Program) -> Layout:
     """The layout of the first ``jeq #AUDIT_ARCH_...`` after ``ld [arch]``; x86_64 if none."""
     held = None
