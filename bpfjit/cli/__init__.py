@@ -6,6 +6,7 @@ found); 2 bad usage or unreadable input.
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 
 import click
@@ -96,8 +97,9 @@ def load_program(path: str, fmt: str | None, endian: str | None, arch: str | Non
     try:
         return load(path if path != "-" else sys.stdin.buffer.read(), format=fmt, endian=endian,
                     arch=arch)
-    except BpfjitError as exc:
-        raise InputProblem(str(exc)) from None
+    except BpfjitError as exc:   # the library's spelling (format='raw') in the CLI's (--format raw)
+        text = re.sub(r"\b(format|endian)='(\w+)'", r"--\1 \2", str(exc))
+        raise InputProblem(text) from None
 
 
 FORMAT_CHOICE = click.Choice(["raw", "asm", "c", "hex"])

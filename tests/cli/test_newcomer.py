@@ -224,3 +224,8 @@ def test_eval_hints_at_the_filters_arch(capfd):
     assert "hint:" in err and "AUDIT_ARCH_PPC64LE" in err and len(err.splitlines()) == 1
     rc, _, err = run(["eval", str(ppc), "--arch", "ppc64le", "read"], capfd)
     assert rc == 0 and err == ""
+
+
+def test_format_errors_use_the_cli_spelling(capfd):
+    rc, _, err = run(["check", "--format", "asm", str(DOCKER)], capfd)
+    assert rc == 2 and "--format raw" in err and "format='raw'" not in err
