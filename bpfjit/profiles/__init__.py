@@ -172,16 +172,21 @@ def compile_profile(source: "str | bytes | os.PathLike", format: str | None = No
     elif fmt == "firecracker":
         from . import firecracker
         rs, thread = firecracker.rule_set(data, name, target, thread, optimize=optimize)
-    else:
-        from . import lxc
-        rs = lxc.rule_set(data, name, target, optimize=optimize)
     if thread is not None and fmt != "firecracker":
         raise ProfileError(f"a thread category ({thread!r}) only applies to Firecracker JSON",
                            source=name)
-    label = f"{name}#{thread}" if thread else name
-    program = compile_rules(rs, source=label)
+    if fmt == "lxc":
+        from . import lxc
+        if optimize != 1:
+            raise ProfileError("LXC leaves libseccomp's optimize level at 1", source=name)
+        program, warnings = lxc.build(data, name, target)
+        flags: list[str] = []
+    else:
+        label = f"{name}#{thread}" if thread else name
+        program = compile_rules(rs, source=label)
+        flags, warnings = rs.flags, rs.warnings
     return CompiledProfile(program=program, format=fmt, arch=target, caps=caps_, kernel=kernel_,
-                           flags=rs.flags, warnings=rs.warnings, thread=thread,
+                           flags=flags, warnings=warnings, thread=thread,
                            libseccomp=".".join(map(str, scmp.version())))
 
 
