@@ -157,6 +157,8 @@ def compile_profile(source: "str | bytes | os.PathLike", format: str | None = No
         except OSError as exc:
             raise ProfileError(f"cannot read: {exc.strerror or exc}", source=str(source)) from None
         name = name or str(source)
+    if isinstance(optimize, str) and optimize.isdigit():
+        optimize = int(optimize)
     fmt = format or detect(data)
     if fmt not in FORMATS:
         raise ProfileError(f"not a seccomp profile (choose format from {', '.join(FORMATS)})"
@@ -190,5 +192,42 @@ def compile_profile(source: "str | bytes | os.PathLike", format: str | None = No
                            libseccomp=".".join(map(str, scmp.version())))
 
 
-__all__ = ["compile_profile", "CompiledProfile", "detect", "FORMATS", "DOCKER_DEFAULT_CAPS",
+class ProfileWarning(UserWarning):
+    """Something in a profile was skipped or cannot apply (unknown syscall names, listenerPath...)."""
+
+
+#: a sub-architecture → the main architecture whose profile filter handles it
+MAIN_ARCH = {"x86": "x86_64", "x32": "x86_64", "arm": "aarch64", "s390": "s390x",
+             "ppc": "ppc64", "mips": "mips64", "mips64n32": "mips64", "mipsel": "mipsel64",
+             "mipsel64n32": "mipsel64"}
+
+
+def profile_target(arch, profile_arch: str | None) -> str | None:
+    """The target for a profile: ``profile_arch``, else ``arch``'s main architecture, else None (host)."""
+    if profile_arch:
+        return profile_arch
+    if arch is None:
+        return None
+    from ..seccomp.layouts import layout
+    name = layout(arch).name
+    if name in MAIN_ARCH:
+        from .rules import host_arch
+        host = host_arch()
+        # x86 on an x86_64 machine is served by the x86_64 filter (unless the host is x86)
+        return name if name == host else MAIN_ARCH[name]
+    return name
+
+
+def load_profile(data: bytes, format: str, *, name: str, arch=None, profile_arch=None, caps=None,
+                 kernel=None, optimize: "int | str" = 1, thread: str | None = None) -> Program:
+    """``bpfjit.load`` for profiles: compile, issue the warnings, return the program."""
+    import warnings as _warnings
+    cp = compile_profile(data, format, arch=profile_target(arch, profile_arch), caps=caps,
+                         kernel=kernel, optimize=optimize, thread=thread, name=name)
+    for text in cp.warnings:
+        _warnings.warn(f"{name}: {text}", ProfileWarning, stacklevel=3)
+    return cp.program
+
+
+__all__ = ["load_profile", "ProfileWarning", "profile_target", "compile_profile", "CompiledProfile", "detect", "FORMATS", "DOCKER_DEFAULT_CAPS",
            "PODMAN_DEFAULT_CAPS", "ALL_CAPS", "CAP_PRESETS", "resolve_caps", "resolve_kernel"]
