@@ -20,8 +20,8 @@ from . import raw
 if TYPE_CHECKING:  # pragma: no cover
     from ..seccomp.layouts import Layout
 
-FORMATS = ("raw", "asm", "c", "hex", "oci", "firecracker", "lxc")
-PROFILE_FORMATS = ("oci", "firecracker", "lxc")
+FORMATS = ("raw", "asm", "c", "hex")                # read and written
+PROFILE_FORMATS = ("oci", "firecracker", "lxc")     # read only: compiled by libseccomp
 MAX_INPUT_BYTES = 64 << 20   # no sane filter text is larger; refuse before parsing
 
 _C_ELEMENT = re.compile(r"\{\s*(?:(?:0[xX][0-9a-fA-F]+|\d+)[uUlL]*\s*,\s*){3}"
@@ -52,6 +52,8 @@ def detect_format(data: bytes, name: str | None = None) -> str:
     ``BPF_STMT(``/``BPF_JUMP(`` or a ``sock_filter NAME[`` declaration; ``hex`` when it is nothing but hex
     bytes (a whole number of 8-byte instructions); ``asm`` otherwise.
     """
+    if name and name.lower().endswith(".json"):
+        return _detect_profile(data, name) or "oci"
     if not _looks_like_text(data):
         return "raw"
     profile = _detect_profile(data, name)
@@ -142,8 +144,9 @@ def load(source: "str | bytes | os.PathLike", format: str | None = None,
                         source=name)
     if format is None:
         format = detect_format(data, name)
-    if format not in FORMATS:
-        raise LoadError(f"unknown format {format!r}; choose from {', '.join(FORMATS)}", source=name)
+    if format not in FORMATS + PROFILE_FORMATS:
+        raise LoadError(f"unknown format {format!r}; choose from "
+                        f"{', '.join(FORMATS + PROFILE_FORMATS)}", source=name)
     if format in PROFILE_FORMATS:
         from ..profiles import load_profile
         return load_profile(data, format, name=name, arch=arch, profile_arch=profile_arch,
