@@ -106,3 +106,34 @@ def test_verdicts_agree_with_the_runtime_filter(case):
 def test_verdicts_agree_on_200k_records_per_abi(case):
     counts = compare_verdicts(case, 200_000, seed=7)
     print(case[0], counts)
+
+
+@needs_llvm
+def test_runc_differs_only_by_its_enosys_prologue():
+    """runc 1.1.5 really loaded our program behind its patchbpf prologue (14 instructions).
+
+    Every verdict that differs is a call the prologue answers ERRNO(ENOSYS)
+    because its number is above the newest syscall libseccomp 2.5.4 knows
+    for that ABI (456 futex_requeue on x86_64 and x86, 0x40000223 pwritev2 for x32
+    numbers),
+    where the profile's default would say ERRNO(EPERM).
+    """
+    runc = bpfjit.load(REAL_FILTERS / "runc-1.1.5.docker-default.x86_64.bpf")
+    ours = build(CASES[0]).program
+    assert list(runc[14:]) == list(ours)
+    rng = random.Random(5)
+    for abi in ("x86_64", "x86", "x32"):
+        records = inputs_for(runc, rng, 20_000, layout=abi)
+        got = np.zeros(len(records), np.uint32)
+        want = np.zeros(len(records), np.uint32)
+        bpfjit.compile(ours, backend="llvm", arch=abi).evaluate_batch(records, got)
+        bpfjit.compile(runc, backend="llvm", arch=abi).evaluate_batch(records, want)
+        differ = got != want
+        nr = records["nr"].astype(np.uint32)
+        x32_nr = nr & 0x40000000 != 0
+        beyond = ((records["arch"] == bpfjit.layout("x86").audit_arch) & (nr > 456)) | (
+            (records["arch"] == bpfjit.layout("x86_64").audit_arch)
+            & np.where(x32_nr, nr > 0x40000223, nr > 456))
+        assert differ.any()
+        assert (differ == (beyond & (got == 0x00050001))).all(), abi
+        assert (want[differ] == 0x00050026).all()
