@@ -125,11 +125,15 @@ def _profile_choice(key: str):
 
 
 def profile_options(f):
-    """--caps / --kernel / --profile-arch / --optimize: how a JSON/LXC profile is compiled.
+    """--caps / --kernel / --profile-arch / --optimize / --runtime: how a profile is compiled.
 
     They are not passed to the verb: load_program reads them from the click context, so
     every verb that loads through load_program accepts profiles without code of its own.
     """
+    f = click.option("--runtime", type=click.Choice(["crun", "runc"]), default=None,
+                     expose_value=False, callback=_profile_choice("runtime"),
+                     help="Profiles: crun loads libseccomp's program as is (default); runc "
+                          "prepends its -ENOSYS prologue.")(f)
     f = click.option("--optimize", type=click.Choice(["1", "2", "runc"]), default=None,
                      expose_value=False, callback=_profile_choice("optimize"),
                      help="Profiles: libseccomp optimize level (1 linear, the default; 2 binary "

@@ -122,7 +122,7 @@ def _read(source: "str | bytes | os.PathLike") -> tuple[bytes, str]:
 def load(source: "str | bytes | os.PathLike", format: str | None = None,
          endian: str | None = None, arch: "str | Layout | None" = None, *,
          caps=None, kernel=None, profile_arch: str | None = None, optimize: "int | str" = 1,
-         thread: str | None = None) -> Program:
+         thread: str | None = None, runtime: str = "crun") -> Program:
     """Read a filter from a path, bytes or text.
 
     ``format``: None (detect), ``raw``, ``asm``, ``c``, ``hex``, or a profile
@@ -131,7 +131,7 @@ def load(source: "str | bytes | os.PathLike", format: str | None = None,
     syscall table and layout assembler names (``ld [args[1].hi]``, ``jeq
     #openat``) use. For profiles, ``caps``, ``kernel``, ``profile_arch``
     (default: ``arch``'s main architecture — x86_64 for x86/x32 — else the
-    host), ``optimize`` and ``thread`` (or ``path.json#thread``) are passed
+    host), ``optimize``, ``runtime`` and ``thread`` (or ``path.json#thread``) are passed
     to :func:`bpfjit.profiles.compile_profile`; its warnings are issued as
     :class:`bpfjit.profiles.ProfileWarning`.
     """
@@ -150,7 +150,8 @@ def load(source: "str | bytes | os.PathLike", format: str | None = None,
     if format in PROFILE_FORMATS:
         from ..profiles import load_profile
         return load_profile(data, format, name=name, arch=arch, profile_arch=profile_arch,
-                            caps=caps, kernel=kernel, optimize=optimize, thread=thread)
+                            caps=caps, kernel=kernel, optimize=optimize, thread=thread,
+                            runtime=runtime)
     if endian not in (None, "little", "big"):
         raise LoadError(f"endian must be 'little' or 'big', not {endian!r}", source=name)
     if format == "raw":

@@ -22,6 +22,8 @@ Resolved choices and their defaults:
 * ``optimize``: libseccomp's ``SCMP_FLTATR_CTL_OPTIMIZE`` (1 linear, the
   default of libseccomp, runc 1.1 and crun; 2 binary tree; ``"runc"`` as
   runc >= 1.2: 2 when more than 32 syscalls).
+* ``runtime``: ``"crun"`` (libseccomp's program as is, what crun loads and
+  what the corpus filters are) or ``"runc"`` (runc's -ENOSYS prologue first).
 * ``thread``: the Firecracker thread category (``vmm``, ``api``, ``vcpu``);
   ``path.json#vmm`` selects it in a path.
 
@@ -143,8 +145,13 @@ def split_thread(source: "str | os.PathLike") -> tuple["str | os.PathLike", str 
 def compile_profile(source: "str | bytes | os.PathLike", format: str | None = None, *,
                     arch: str | None = None, caps: "str | Iterable[str] | None" = None,
                     kernel: "str | tuple[int, int] | None" = None, optimize: "int | str" = 1,
-                    thread: str | None = None, name: str | None = None) -> CompiledProfile:
-    """Compile a profile (a path, ``path.json#thread``, or the file's bytes) with libseccomp."""
+                    thread: str | None = None, name: str | None = None,
+                    runtime: str = "crun") -> CompiledProfile:
+    """Compile a profile (a path, ``path.json#thread``, or the file's bytes) with libseccomp.
+
+    ``runtime`` (OCI profiles): ``"crun"`` loads libseccomp's program as is;
+    ``"runc"`` prepends runc's -ENOSYS prologue (:mod:`bpfjit.profiles.patchbpf`).
+    """
     from . import libseccomp as scmp
     from .rules import compile_rules, host_arch, target_layout
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -170,10 +177,13 @@ def compile_profile(source: "str | bytes | os.PathLike", format: str | None = No
     kernel_ = resolve_kernel(kernel)
     if fmt == "oci":
         from . import oci
-        rs = oci.rule_set(data, name, oci.choices(target, caps_, kernel_), optimize=optimize)
+        rs = oci.rule_set(data, name, oci.choices(target, caps_, kernel_), optimize=optimize,
+                          runtime=runtime)
     elif fmt == "firecracker":
         from . import firecracker
         rs, thread = firecracker.rule_set(data, name, target, thread, optimize=optimize)
+    if runtime != "crun" and fmt != "oci":
+        raise ProfileError(f"runtime={runtime!r} only applies to OCI/Docker profiles", source=name)
     if thread is not None and fmt != "firecracker":
         raise ProfileError(f"a thread category ({thread!r}) only applies to Firecracker JSON",
                            source=name)
@@ -219,11 +229,13 @@ def profile_target(arch, profile_arch: str | None) -> str | None:
 
 
 def load_profile(data: bytes, format: str, *, name: str, arch=None, profile_arch=None, caps=None,
-                 kernel=None, optimize: "int | str" = 1, thread: str | None = None) -> Program:
+                 kernel=None, optimize: "int | str" = 1, thread: str | None = None,
+                 runtime: str = "crun") -> Program:
     """``bpfjit.load`` for profiles: compile, issue the warnings, return the program."""
     import warnings as _warnings
     cp = compile_profile(data, format, arch=profile_target(arch, profile_arch), caps=caps,
-                         kernel=kernel, optimize=optimize, thread=thread, name=name)
+                         kernel=kernel, optimize=optimize, thread=thread, name=name,
+                         runtime=runtime)
     for text in cp.warnings:
         _warnings.warn(f"{name}: {text}", ProfileWarning, stacklevel=3)
     return cp.program

@@ -275,8 +275,15 @@ def resolve(profile: dict, choices: Choices, *, source: str, base: str = "$",
 
 
 def rules(profile: dict, choices: Choices, *, source: str, base: str = "$",
-          optimize: "int | str" = 1) -> RuleSet:
-    """runc: the libseccomp calls for a resolved profile."""
+          optimize: "int | str" = 1, runtime: str = "crun") -> RuleSet:
+    """The libseccomp calls runc makes for a resolved profile.
+
+    ``runtime="runc"`` also prepends runc's -ENOSYS prologue
+    (:mod:`bpfjit.profiles.patchbpf`); ``"crun"`` (the default) keeps
+    libseccomp's program as it is, which is what crun loads.
+    """
+    if runtime not in ("crun", "runc"):
+        raise ProfileError(f"runtime must be 'crun' or 'runc', not {runtime!r}", source=source)
     warnings: list[str] = []
     reader = _Reader(source)
     reader.obj(profile, base, _TOP_KEYS, warnings)
@@ -313,6 +320,7 @@ def rules(profile: dict, choices: Choices, *, source: str, base: str = "$",
     out: list[Rule] = []
     n_names = 0
     notify = False
+    all_names: list[str] = []
     for p, call in calls:
         names = [call["name"]] if call.get("name") else reader.list_(call.get("names"), f"{p}.names")
         errno_ret = None
@@ -326,6 +334,7 @@ def rules(profile: dict, choices: Choices, *, source: str, base: str = "$",
             if not name:
                 raise reader.fail(f"{p}.names[{j}]", "empty string is not a valid syscall")
             n_names += 1
+            all_names.append(name)
             if action == scmp.SCMP_ACT_NOTIFY:
                 notify = True
                 if name == "write":
@@ -343,6 +352,13 @@ def rules(profile: dict, choices: Choices, *, source: str, base: str = "$",
         raise ProfileError(f"optimize must be 1, 2 or 'runc', not {optimize!r}", source=source)
     if optimize != 1:
         attrs[scmp.SCMP_FLTATR_CTL_OPTIMIZE] = optimize
+    if notify:
+        flags.append("SECCOMP_FILTER_FLAG_NEW_LISTENER")     # runc filterFlags
+    enosys = None
+    if runtime == "runc":
+        from .patchbpf import wanted
+        if wanted(default, default_errno):
+            enosys = ([ARCHES[a] for a in architectures], all_names)
     if profile.get("listenerPath"):
         warnings.append(f"{base}.listenerPath {profile['listenerPath']!r} not applied: "
                         f"SCMP_ACT_NOTIFY calls are reported as USER_NOTIF; no agent is contacted")
@@ -352,7 +368,7 @@ def rules(profile: dict, choices: Choices, *, source: str, base: str = "$",
     if profile.get("listenerMetadata"):
         warnings.append(f"{base}.listenerMetadata not applied (it is only passed to the agent)")
     return RuleSet(default_action=default, arches=arches, rules=out, attrs=attrs, flags=flags,
-                   warnings=warnings)
+                   warnings=warnings, enosys=enosys)
 
 
 def _conditions(reader: _Reader, value: Any, path: str) -> tuple[list[scmp.Condition], bool]:
@@ -375,10 +391,11 @@ def _conditions(reader: _Reader, value: Any, path: str) -> tuple[list[scmp.Condi
     return conds, any(c > 1 for c in counts)
 
 
-def rule_set(data: bytes, source: str, choices: Choices, optimize: "int | str" = 1) -> RuleSet:
+def rule_set(data: bytes, source: str, choices: Choices, optimize: "int | str" = 1,
+             runtime: str = "crun") -> RuleSet:
     """Parse a Docker/OCI profile or config.json and build runc's RuleSet for ``choices``."""
     profile, base = profile_of(parse_json(data, source), source)
-    return rules(profile, choices, source=source, base=base, optimize=optimize)
+    return rules(profile, choices, source=source, base=base, optimize=optimize, runtime=runtime)
 
 
 def looks_like(doc: Any) -> bool:

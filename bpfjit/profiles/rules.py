@@ -53,6 +53,8 @@ class RuleSet:
     attrs: dict[int, int] = field(default_factory=dict)
     flags: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: runc's -ENOSYS prologue: (the profile's architectures, every syscall name), or None
+    enosys: tuple[list[str], list[str]] | None = None
 
 
 def host_arch() -> str:
@@ -123,6 +125,9 @@ def compile_rules(rule_set: RuleSet, *, source: str | None = None) -> Program:
     program = Program.from_bytes(data, endian, source=source)
     if endian != sys.byteorder:
         program = _undo_double_swap(program, rule_set.warnings, source)
+    if rule_set.enosys is not None:
+        from .patchbpf import patch
+        program = patch(program, *rule_set.enosys)
     return program
 
 

@@ -63,3 +63,9 @@ def test_bad_options_exit_2():
     assert "unknown capabilities CAP_FLY" in res.output
     res = run("eval", DOCKER, "--kernel", "new", "read", code=2)
     assert "invalid kernel version" in res.output
+
+
+def test_runtime_runc_answers_unknown_new_syscalls_with_enosys():
+    assert action(DOCKER, "--arch", "x86_64", "999") == "ERRNO(1)"
+    assert action(DOCKER, "--arch", "x86_64", "--runtime", "runc", "999") == "ERRNO(38)"
+    assert action(DOCKER, "--arch", "x86_64", "--runtime", "runc", "read") == "ALLOW"

@@ -121,6 +121,9 @@ def test_runc_differs_only_by_its_enosys_prologue():
     runc = bpfjit.load(REAL_FILTERS / "runc-1.1.5.docker-default.x86_64.bpf")
     ours = build(CASES[0]).program
     assert list(runc[14:]) == list(ours)
+    as_runc = compile_profile(PROFILES / "docker-default.profile.json", arch="x86_64",
+                              kernel="6.1", runtime="runc").program
+    assert list(as_runc) == list(runc)
     rng = random.Random(5)
     for abi in ("x86_64", "x86", "x32"):
         records = inputs_for(runc, rng, 20_000, layout=abi)

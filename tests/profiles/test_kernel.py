@@ -35,8 +35,9 @@ def kernel_available() -> None:
         pytest.skip(f"the kernel oracle is unavailable: {reason}")
 
 
-# (corpus filter, profile, caps preset, thread, ABIs)
+# (corpus filter, profile, caps preset, thread, ABIs); runc-1.1.5 is compiled with runtime="runc"
 CASES = [
+    ("runc-1.1.5.docker-default.x86_64", "docker-default.profile.json", "docker", None, HOST_ABIS),
     ("docker-default.x86_64", "docker-default.profile.json", "docker", None, HOST_ABIS),
     ("docker-default-2021.x86_64", "docker-default-2021.profile.json", "docker", None, HOST_ABIS),
     ("podman-default.x86_64", "podman-default.profile.json", "podman", None, HOST_ABIS),
@@ -50,7 +51,7 @@ IDS = [f"the kernel runs {c[1]}{'#' + c[3] if c[3] else ''} as {c[0]} does" for 
 def kernel_vs_corpus(case, n: int, seed: int) -> int:
     name, profile, caps, thread, abis = case
     compiled = compile_profile(PROFILES / profile, arch="x86_64", caps=caps, kernel="6.1",
-                               thread=thread)
+                               thread=thread, runtime="runc" if name.startswith("runc") else "crun")
     expected = bpfjit.load(REAL_FILTERS / f"{name}.bpf")
     rng = random.Random(seed)
     total = 0

@@ -150,7 +150,9 @@ def test_flags_and_listener_path_are_reported(tmp_path):
            "listenerPath": "/run/agent.sock",
            "syscalls": [{"names": ["mount"], "action": "SCMP_ACT_NOTIFY"}]}
     cp = compile_profile(profile(tmp_path, doc), arch="x86_64")
-    assert cp.flags == ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"]
+    # runc filterFlags: the profile's flags, plus NEW_LISTENER when a rule notifies
+    assert cp.flags == ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+                        "SECCOMP_FILTER_FLAG_NEW_LISTENER"]
     assert any("listenerPath" in w and "not applied" in w for w in cp.warnings)
 
 
