@@ -207,3 +207,19 @@ def test_lxc_allowlist_with_arch_sections_and_argument_tests(tmp_path):
     assert verdict(prog, "x86_64", "personality", 9) == ENOSYS
     assert verdict(prog, "x86_64", "brk") == ENOSYS               # [arm64] skipped on x86_64
     assert verdict(prog, "x86_64", "close") == ALLOW
+
+
+@pytest.mark.parametrize("file, fmt", [("docker-default.profile.json", "oci"),
+                                       ("podman-default.profile.json", "oci"),
+                                       ("firecracker.x86_64.profile.json", "firecracker"),
+                                       ("lxc-common.profile.seccomp", "lxc")])
+def test_profile_formats_are_detected_from_their_bytes(file, fmt):
+    from bpfjit.formats import detect_format
+    assert detect_format((PROFILES / file).read_bytes()) == fmt
+
+
+def test_c_arrays_and_asm_are_not_taken_for_profiles():
+    from bpfjit.formats import detect_format
+    assert detect_format(b"{ 0x06, 0, 0, 0x7fff0000 },\n") == "c"
+    assert detect_format(b"ret #0x7fff0000\n") == "asm"
+    assert detect_format(b"2\n") == "asm"
