@@ -18,6 +18,7 @@ skipped) and are merged into the main one. The target arch plays the host.
 from __future__ import annotations
 
 import re
+import sys
 
 from ..errors import ProfileError
 from ..program import Program
@@ -149,6 +150,10 @@ def build(data: bytes, source: str, arch: str) -> tuple[Program, list[str]]:
     contexts: list[tuple[str, scmp.FilterContext, bool]] = []
     try:
         if version == "1":
+            if target != _host():
+                raise ProfileError(f"a version 1 policy lists {_host()} syscall numbers of the host "
+                                   f"running LXC; it cannot be compiled for {target}",
+                                   source=source, line=1)
             for n, line in enumerate(lines[2:], start=3):
                 if not line.strip():
                     continue
@@ -173,6 +178,7 @@ def build(data: bytes, source: str, arch: str) -> tuple[Program, list[str]]:
             main.close()
             main, _ = _context(policy_default, target if target != _host() else None)
         applies = True
+        notify = policy_default == scmp.SCMP_ACT_NOTIFY
         for n, raw in enumerate(lines[2:], start=3):
             if raw.startswith("#") or not raw:
                 continue
@@ -190,6 +196,7 @@ def build(data: bytes, source: str, arch: str) -> tuple[Program, list[str]]:
             name = line.split(" ", 1)[0]
             rest = line.split(" ", 1)[1] if " " in line else ""
             action = _action(rest, rule_default, source, n)
+            notify = notify or action == scmp.SCMP_ACT_NOTIFY
             conds = _conditions(line, source, n) if "[" in line else []
             if name.startswith("reject_force_umount"):
                 umount2 = scmp.resolve_syscall("umount2")
@@ -218,7 +225,7 @@ def build(data: bytes, source: str, arch: str) -> tuple[Program, list[str]]:
         for compat, ctx, merge in contexts:
             if merge:
                 main.merge(ctx)
-        if any(c == scmp.SCMP_ACT_NOTIFY for c in (policy_default,)):
+        if notify:
             warnings.append("notify actions need LXC's seccomp proxy; reported as USER_NOTIF")
         return _export(main, target, source, warnings), warnings
     finally:
@@ -235,7 +242,6 @@ def _host() -> str:
 def _export(ctx: scmp.FilterContext, target: str, source: str, warnings: list[str]) -> Program:
     lay = target_layout(target)
     program = Program.from_bytes(ctx.export_bpf(), lay.byteorder, source=source)
-    import sys
     if lay.byteorder != sys.byteorder:
         program = _undo_double_swap(program, warnings, source)
     return program
