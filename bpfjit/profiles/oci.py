@@ -110,10 +110,16 @@ class _Reader:
             return {}
         if not isinstance(value, dict):
             raise self.fail(path, f"expected an object, got {_kind(value)}")
-        for key in value:
-            if key not in keys:
+        out = {}
+        folded = {k.lower(): k for k in keys}
+        for key, item in value.items():
+            # Go's encoding/json: exact name, else a case-insensitive match; the last one wins
+            name = key if key in keys else folded.get(key.lower())
+            if name is None:
                 warnings.append(f"{path}.{key}: unknown key ignored (as Go's encoding/json does)")
-        return value
+            else:
+                out[name] = item
+        return out
 
     def list_(self, value: Any, path: str) -> list:
         if value is None:
@@ -286,7 +292,7 @@ def rules(profile: dict, choices: Choices, *, source: str, base: str = "$",
         raise ProfileError(f"runtime must be 'crun' or 'runc', not {runtime!r}", source=source)
     warnings: list[str] = []
     reader = _Reader(source)
-    reader.obj(profile, base, _TOP_KEYS, warnings)
+    profile = reader.obj(profile, base, _TOP_KEYS, warnings)
     architectures, calls = resolve(profile, choices, source=source, base=base, warnings=warnings)
     if not profile.get("defaultAction") and not calls:
         raise reader.fail(base, "no defaultAction and no syscalls: runc installs no seccomp "

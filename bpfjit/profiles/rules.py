@@ -7,6 +7,7 @@ libseccomp with the runtime's attribute choices and reads back the program
 """
 from __future__ import annotations
 
+import errno
 import sys
 from dataclasses import dataclass, field
 
@@ -95,8 +96,13 @@ def compile_rules(rule_set: RuleSet, *, source: str | None = None) -> Program:
         native = scmp.native_arch()
         if tokens and native not in tokens:
             ctx.arch_remove(native)          # before adding: libseccomp cannot mix byte orders
-        for token in tokens:
-            ctx.arch_add(token)
+        for name, token in zip(rule_set.arches, tokens):
+            try:
+                ctx.arch_add(token)
+            except scmp.LibseccompError as exc:
+                why = " (a filter has one byte order)" if exc.errno == errno.EDOM else ""
+                raise ProfileError(f"libseccomp cannot add {name} to a filter for "
+                                   f"{rule_set.arches[0]}{why}: {exc}", source=source) from None
         for attr, value in rule_set.attrs.items():
             ctx.attr_set(attr, value)
         unknown: list[str] = []

@@ -132,6 +132,14 @@ def test_bad_lxc_policies_name_the_line(tmp_path, text, line, message):
     assert info.value.line == line
 
 
+def test_arches_of_two_byte_orders_cannot_share_a_filter(tmp_path):
+    file = tmp_path / "mixed.json"
+    file.write_text(json.dumps({"defaultAction": "SCMP_ACT_ALLOW",
+                                "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_S390X"]}))
+    with pytest.raises(ProfileError, match="cannot add s390x to a filter for x86_64.*byte order"):
+        compile_profile(file, arch="x86_64")
+
+
 def test_bad_choices_are_clear():
     from bpfjit.profiles import resolve_caps, resolve_kernel
     with pytest.raises(ProfileError, match="unknown capabilities CAP_FLY"):

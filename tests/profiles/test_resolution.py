@@ -223,3 +223,11 @@ def test_c_arrays_and_asm_are_not_taken_for_profiles():
     assert detect_format(b"{ 0x06, 0, 0, 0x7fff0000 },\n") == "c"
     assert detect_format(b"ret #0x7fff0000\n") == "asm"
     assert detect_format(b"2\n") == "asm"
+
+
+def test_keys_match_case_insensitively_as_in_go(tmp_path):
+    doc = {"DefaultAction": "SCMP_ACT_ALLOW", "SYSCALLS": [
+        {"Names": ["mount"], "action": "SCMP_ACT_ERRNO", "ErrnoRet": 13}], "Comment": "x"}
+    cp = compile_profile(profile(tmp_path, doc), arch="x86_64")
+    assert verdict(cp.program, "x86_64", "mount") == 0x0005000D
+    assert any("$.Comment: unknown key ignored" in w for w in cp.warnings)
