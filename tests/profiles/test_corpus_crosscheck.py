@@ -76,7 +76,6 @@ def compare_verdicts(case, n: int, seed: int = 0) -> dict[str, int]:
     counts = {}
     for abi in ABIS[case[2]]:
         records = inputs_for(expected, rng, n, layout=abi)
-        ours = compiled.filter(backend="llvm")
         theirs = bpfjit.compile(expected, backend="llvm", arch=abi)
         got = np.zeros(n, np.uint32)
         want = np.zeros(n, np.uint32)
@@ -85,7 +84,6 @@ def compare_verdicts(case, n: int, seed: int = 0) -> dict[str, int]:
         bad = np.flatnonzero(got != want)
         assert bad.size == 0, (f"{abi}: {bad.size} of {n} records differ; first "
                                f"{records[bad[0]]}: {got[bad[0]]:#x} != {want[bad[0]]:#x}")
-        assert ours.layout.name == case[2]
         counts[abi] = n
     return counts
 
