@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from .check import CheckedProgram, check
 from .errors import (BackendUnavailable, BpfjitError, InputError, InvalidProgram, LoadError,
-                     StackLimitError, UnknownArchError, UnknownSyscallError)
+                     ProfileError, StackLimitError, UnknownArchError, UnknownSyscallError)
 from .filter import Filter, Trace, compile
 from .formats import dump, load
 from .program import Instruction, Program, jump, stmt
@@ -33,5 +33,5 @@ __all__ = [
     "load", "dump", "check", "compile", "Program", "Instruction", "CheckedProgram", "stmt", "jump",
     "Filter", "Trace", "Stack", "Action", "Outcome", "Layout", "layout", "LAYOUTS", "SECCOMP_DATA",
     "BpfjitError", "LoadError", "InvalidProgram", "StackLimitError", "InputError",
-    "UnknownSyscallError", "UnknownArchError", "BackendUnavailable", "__version__",
+    "UnknownSyscallError", "UnknownArchError", "BackendUnavailable", "ProfileError", "__version__",
 ]

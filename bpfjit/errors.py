@@ -75,3 +75,16 @@ class UnknownArchError(InputError, KeyError):
 
 class BackendUnavailable(BpfjitError, RuntimeError):
     """A backend cannot run here (missing library, wrong OS, codegen failure)."""
+
+
+class ProfileError(LoadError):
+    """A seccomp profile (OCI/Docker JSON, Firecracker JSON, LXC policy) is wrong or cannot be built.
+
+    ``path`` is where in the file: a JSON path such as ``$.syscalls[3].args[0].op``
+    (JSON formats) or ``None``; ``line`` is the 1-based line for text formats.
+    """
+
+    def __init__(self, message: str, *, source: str | None = None, path: str | None = None,
+                 line: int | None = None):
+        self.path = path
+        super().__init__(f"{path}: {message}" if path else message, source=source, line=line)

@@ -92,22 +92,74 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def load_program(path: str, fmt: str | None, endian: str | None, arch: str | None):
-    """Load a filter for a verb; LoadError becomes a clean exit-2 message."""
+    """Load a filter for a verb; LoadError becomes a clean exit-2 message.
+
+    Profiles (JSON, LXC) are compiled with the --caps/--kernel/--profile-arch/--optimize
+    choices of the current command (see :func:`profile_options`); their warnings go to stderr.
+    """
+    import warnings
     from ..formats import load
+    from ..profiles import ProfileWarning
+    ctx = click.get_current_context(silent=True)
+    choices = dict(ctx.meta.get("bpfjit.profile", {})) if ctx is not None else {}
     try:
-        return load(path if path != "-" else sys.stdin.buffer.read(), format=fmt, endian=endian,
-                    arch=arch)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ProfileWarning)
+            prog = load(path if path != "-" else sys.stdin.buffer.read(), format=fmt,
+                        endian=endian, arch=arch, **choices)
     except BpfjitError as exc:   # the library's spelling (format='raw') in the CLI's (--format raw)
         text = re.sub(r"\b(format|endian)='(\w+)'", r"--\1 \2", str(exc))
         raise InputProblem(text) from None
+    for w in caught:
+        if issubclass(w.category, ProfileWarning):
+            click.echo(f"warning: {w.message}", err=True)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return prog
 
 
-FORMAT_CHOICE = click.Choice(["raw", "asm", "c", "hex"])
+def _profile_choice(key: str):
+    def store(ctx: click.Context, param: click.Parameter, value):
+        if value is not None:
+            ctx.meta.setdefault("bpfjit.profile", {})[key] = value
+        return value
+    return store
+
+
+def profile_options(f):
+    """--caps / --kernel / --profile-arch / --optimize / --runtime: how a profile is compiled.
+
+    They are not passed to the verb: load_program reads them from the click context, so
+    every verb that loads through load_program accepts profiles without code of its own.
+    """
+    f = click.option("--runtime", type=click.Choice(["crun", "runc"]), default=None,
+                     expose_value=False, callback=_profile_choice("runtime"),
+                     help="Profiles: crun loads libseccomp's program as is (default); runc "
+                          "prepends its -ENOSYS prologue.")(f)
+    f = click.option("--optimize", type=click.Choice(["1", "2", "runc"]), default=None,
+                     expose_value=False, callback=_profile_choice("optimize"),
+                     help="Profiles: libseccomp optimize level (1 linear, the default; 2 binary "
+                          "tree; runc: 2 above 32 syscalls, as runc >= 1.2).")(f)
+    f = click.option("--profile-arch", default=None, expose_value=False,
+                     callback=_profile_choice("profile_arch"),
+                     help="Profiles: target architecture (default: --arch's main arch, x86_64 "
+                          "for x86/x32; else the host).")(f)
+    f = click.option("--kernel", default=None, expose_value=False,
+                     callback=_profile_choice("kernel"),
+                     help="Profiles: kernel version for minKernel, e.g. 5.10 (default: the host's).")(f)
+    f = click.option("--caps", default=None, expose_value=False, callback=_profile_choice("caps"),
+                     help="Profiles: capability set for includes/excludes.caps: docker (default), "
+                          "podman, all, none, or a comma list (CAP_SYS_ADMIN,...).")(f)
+    return f
+
+
+FORMAT_CHOICE = click.Choice(["raw", "asm", "c", "hex", "oci", "firecracker", "lxc"])
 ENDIAN_CHOICE = click.Choice(["little", "big"])
 
 
 def common_load_options(f):
-    """--format / --endian options shared by the verbs that read a filter."""
+    """--format / --endian (and the profile options) shared by the verbs that read a filter."""
+    f = profile_options(f)
     f = click.option("--endian", type=ENDIAN_CHOICE, default=None,
                      help="Byte order of raw/hex input (default: detect).")(f)
     f = click.option("--format", "fmt", type=FORMAT_CHOICE, default=None,

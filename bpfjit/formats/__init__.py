@@ -1,8 +1,10 @@
-"""Loading and writing filters: raw bytes, bpf_asm text, C arrays, hex; format detection.
+"""Loading and writing filters: raw bytes, bpf_asm text, C arrays, hex, seccomp profiles; format detection.
 
 ``load()`` is the single entry point (``bpfjit.load``): it takes a path, bytes
-or text, detects the format (``raw``, ``asm``, ``c``, ``hex``) and, for raw
-bytes, the byte order; ``dump()`` writes any format.
+or text, detects the format (``raw``, ``asm``, ``c``, ``hex``; and the
+profiles ``oci``, ``firecracker``, ``lxc``, compiled by libseccomp through
+:mod:`bpfjit.profiles`) and, for raw bytes, the byte order; ``dump()`` writes
+the filter formats.
 """
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ from . import raw
 if TYPE_CHECKING:  # pragma: no cover
     from ..seccomp.layouts import Layout
 
-FORMATS = ("raw", "asm", "c", "hex")
+FORMATS = ("raw", "asm", "c", "hex")                # read and written
+PROFILE_FORMATS = ("oci", "firecracker", "lxc")     # read only: compiled by libseccomp
 MAX_INPUT_BYTES = 64 << 20   # no sane filter text is larger; refuse before parsing
 
 _C_ELEMENT = re.compile(r"\{\s*(?:(?:0[xX][0-9a-fA-F]+|\d+)[uUlL]*\s*,\s*){3}"
@@ -39,16 +42,23 @@ def _looks_like_text(data: bytes) -> bool:
     return all(c.isprintable() or c in "\t\r\n\f\v" for c in text)
 
 
-def detect_format(data: bytes) -> str:
-    """Guess ``raw``, ``c``, ``hex`` or ``asm`` for the bytes of a filter file.
+def detect_format(data: bytes, name: str | None = None) -> str:
+    """Guess ``raw``, ``c``, ``hex``, ``asm`` or a profile format for the bytes of a filter file.
 
-    Binary (not printable UTF-8) is ``raw``. Text is ``c`` when, comments
+    Binary (not printable UTF-8) is ``raw``. A JSON object is a profile
+    (``firecracker`` or ``oci``; so is anything in a ``.json`` file), an LXC
+    policy header (``2`` then ``denylist``...) is ``lxc``. Text is ``c`` when, comments
     aside, it has a ``{ n, n, n, n }`` element, a line starting with ``{``,
     ``BPF_STMT(``/``BPF_JUMP(`` or a ``sock_filter NAME[`` declaration; ``hex`` when it is nothing but hex
     bytes (a whole number of 8-byte instructions); ``asm`` otherwise.
     """
+    if name and name.lower().endswith(".json"):
+        return _detect_profile(data, name) or "oci"
     if not _looks_like_text(data):
         return "raw"
+    profile = _detect_profile(data, name)
+    if profile:
+        return profile
     text = data.decode("utf-8-sig")
     if "{" in text or "BPF_" in text or "sock_filter" in text:
         bare = _ANY_COMMENT.sub(" ", text)
@@ -58,6 +68,23 @@ def detect_format(data: bytes) -> str:
     if looks_like_hex(text):
         return "hex"
     return "asm"
+
+
+def _detect_profile(data: bytes, name: str | None) -> str | None:
+    """``oci``/``firecracker`` for a JSON object (or any ``.json`` file), ``lxc`` for an LXC policy."""
+    from ..profiles import detect
+    is_json_file = bool(name) and name.lower().endswith(".json")
+    if data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{":
+        import json
+        try:
+            doc = json.loads(data.decode("utf-8-sig"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            return "oci" if is_json_file else None      # let the profile reader name the error
+        return detect(data) if isinstance(doc, dict) else ("oci" if is_json_file else None)
+    if is_json_file:
+        return "oci"
+    from ..profiles.lxc import looks_like
+    return "lxc" if looks_like(data) else None
 
 
 def _is_file(text: str) -> bool:
@@ -121,21 +148,38 @@ def _read(source: "str | bytes | os.PathLike") -> tuple[bytes, str]:
 
 
 def load(source: "str | bytes | os.PathLike", format: str | None = None,
-         endian: str | None = None, arch: "str | Layout | None" = None) -> Program:
+         endian: str | None = None, arch: "str | Layout | None" = None, *,
+         caps=None, kernel=None, profile_arch: str | None = None, optimize: "int | str" = 1,
+         thread: str | None = None, runtime: str = "crun") -> Program:
     """Read a filter from a path, bytes or text.
 
-    ``format``: None (detect), ``raw``, ``asm``, ``c`` or ``hex``. ``endian``:
-    byte order of raw/hex data (None: detect). ``arch``: which syscall table
-    and layout assembler names (``ld [args[1].hi]``, ``jeq #openat``) use.
+    ``format``: None (detect), ``raw``, ``asm``, ``c``, ``hex``, or a profile
+    format (``oci``, ``firecracker``, ``lxc``) compiled by libseccomp.
+    ``endian``: byte order of raw/hex data (None: detect). ``arch``: which
+    syscall table and layout assembler names (``ld [args[1].hi]``, ``jeq
+    #openat``) use. For profiles, ``caps``, ``kernel``, ``profile_arch``
+    (default: ``arch``'s main architecture — x86_64 for x86/x32 — else the
+    host), ``optimize``, ``runtime`` and ``thread`` (or ``path.json#thread``) are passed
+    to :func:`bpfjit.profiles.compile_profile`; its warnings are issued as
+    :class:`bpfjit.profiles.ProfileWarning`.
     """
+    from ..profiles import split_thread
+    source, path_thread = split_thread(source) if isinstance(source, str) else (source, None)
+    thread = thread or path_thread
     data, name = _read(source)
     if len(data) > MAX_INPUT_BYTES:
         raise LoadError(f"input is {len(data)} bytes; refusing anything over {MAX_INPUT_BYTES}",
                         source=name)
     if format is None:
-        format = detect_format(data)
-    if format not in FORMATS:
-        raise LoadError(f"unknown format {format!r}; choose from {', '.join(FORMATS)}", source=name)
+        format = detect_format(data, name)
+    if format not in FORMATS + PROFILE_FORMATS:
+        raise LoadError(f"unknown format {format!r}; choose from "
+                        f"{', '.join(FORMATS + PROFILE_FORMATS)}", source=name)
+    if format in PROFILE_FORMATS:
+        from ..profiles import load_profile
+        return load_profile(data, format, name=name, arch=arch, profile_arch=profile_arch,
+                            caps=caps, kernel=kernel, optimize=optimize, thread=thread,
+                            runtime=runtime)
     if endian not in (None, "little", "big"):
         raise LoadError(f"endian must be 'little' or 'big', not {endian!r}", source=name)
     if format == "raw":
