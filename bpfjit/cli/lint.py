@@ -67,7 +67,7 @@ def lint(filter_file: str | None, arch: str | None, as_json: bool, fail_on: str,
         for f in findings:
             where = f"{f.index:5d}" if f.index is not None else "    -"
             click.echo(f"{filter_file}:{where}: {f.code} {f.severity}: {f.message}")
-            click.echo(f"{'':{len(filter_file) + 7}}fix: {f.fix}")
+            click.echo(f"    fix: {f.fix}")
         counts = {s: sum(1 for f in findings if f.severity == s) for s in ("error", "warning", "info")}
         click.echo(f"; {len(findings)} finding(s): " + ", ".join(f"{v} {k}" for k, v in counts.items()),
                    err=True)
