@@ -61,7 +61,7 @@ def no_arch_check(facts: Facts) -> list[Finding]:
     nr_k = facts.constants[0]
     if not foreign or not nr_k:
         return []
-    probe = foreign[0]
+    probe = next((a for a in foreign if a != facts.layout.audit_arch), foreign[0])
     trail = facts.run(probe, 0)[1]
     load_at, arch_tested = _first_nr_jump(facts, trail)
     if load_at is not None and not arch_tested:
