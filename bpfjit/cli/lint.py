@@ -19,11 +19,14 @@ from ..errors import BpfjitError
 @click.option("--fail-on", type=click.Choice(["info", "warning", "error", "never"]),
               default="warning", show_default=True,
               help="Exit 1 when a finding of this severity or worse is reported.")
+@click.option("--stack", "stacked", multiple=True, metavar="OTHER",
+              help="Another filter installed in the same process; repeat. The behaviour rules "
+                   "then judge the whole stack's verdict.")
 @click.option("--ignore", multiple=True, metavar="CODE", help="Drop findings with this code; repeat.")
 @click.option("--rules", "list_rules", is_flag=True, help="List every rule code and exit.")
 @common_load_options
 def lint(filter_file: str | None, arch: str | None, as_json: bool, fail_on: str,
-         ignore: tuple[str, ...], list_rules: bool, fmt: str | None, endian: str | None) -> int:
+         stacked: tuple[str, ...], ignore: tuple[str, ...], list_rules: bool, fmt: str | None, endian: str | None) -> int:
     """Check FILTER for common seccomp policy mistakes.
 
     Each finding has a stable code (BJ101...), a severity (error, warning,
@@ -38,6 +41,7 @@ def lint(filter_file: str | None, arch: str | None, as_json: bool, fail_on: str,
     \b
     bpfjit lint filter.bpf
     bpfjit lint --json --fail-on error docker.bpf
+    bpfjit lint nspawn.x86_64.bpf --stack nspawn.x86.bpf --stack nspawn.x32.bpf
     bpfjit lint --rules
     """
     from ..analysis.lint import RULES, at_least
@@ -53,8 +57,9 @@ def lint(filter_file: str | None, arch: str | None, as_json: bool, fail_on: str,
         raise InputProblem(f"unknown rule code(s) for --ignore: {', '.join(unknown)} "
                            f"(see bpfjit lint --rules)")
     prog = load_program(filter_file, fmt, endian, arch)
+    others = [load_program(p, fmt, endian, arch) for p in stacked]
     try:
-        findings = run_lint(prog, arch)
+        findings = run_lint(prog, arch, stack=others)
     except BpfjitError as exc:
         raise InputProblem(str(exc)) from None
     skip = {c.upper() for c in ignore}

@@ -85,11 +85,15 @@ def at_least(findings: Sequence[Finding], severity: str) -> list[Finding]:
     return [f for f in findings if SEVERITIES.index(f.severity) >= floor]
 
 
-def lint(program: Program, layout: "Layout | str | None" = None) -> list[Finding]:
+def lint(program: Program, layout: "Layout | str | None" = None, *,
+         stack: Sequence[Program] = ()) -> list[Finding]:
     """Every finding for ``program``, sorted by instruction index then code.
 
     ``layout``: the architecture the filter is written for (None: the first
-    AUDIT_ARCH the program compares ``arch`` with, else x86_64).
+    AUDIT_ARCH the program compares ``arch`` with, else x86_64). ``stack``:
+    the other filters installed in the same process; the behaviour rules
+    (BJ102-BJ105) then judge the verdict of the whole stack, as the kernel
+    applies it.
     """
     from ...check import check
     from ...formats.disasm import infer_arch
@@ -99,8 +103,15 @@ def lint(program: Program, layout: "Layout | str | None" = None) -> list[Finding
     except InvalidProgram as exc:
         return [Finding("BJ001", exc.index, str(exc), "fix the program so seccomp(2) accepts it")]
     lay = infer_arch(checked) if layout is None else resolve(layout)
+    others = []
+    for i, other in enumerate(stack):
+        try:
+            others.append(check(other))
+        except InvalidProgram as exc:
+            raise InvalidProgram(f"stacked filter {i}: {exc.reason}", index=exc.index,
+                                 rule=exc.rule, errno=exc.errno) from None
     from . import arches, structure
     from .facts import Facts
-    facts = Facts(checked, lay)
+    facts = Facts(checked, lay, tuple(others))
     found = arches.findings(facts) + structure.findings(facts)
     return sorted(found, key=lambda f: (-1 if f.index is None else f.index, f.code))

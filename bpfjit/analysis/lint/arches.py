@@ -28,7 +28,9 @@ def _allows(retval: int) -> bool:
 
 def _foreign_arches(facts: Facts) -> list[int]:
     """Distinct AUDIT_ARCH values of known architectures that the program never compares with."""
-    named = facts.constants[1]
+    named = set(facts.constants[1])
+    for other in facts.others:                    # a stack: what any of its filters names
+        named |= other.constants[1]
     seen: list[int] = []
     for lay in LAYOUTS.values():
         if lay.audit_arch not in named and lay.audit_arch not in seen:

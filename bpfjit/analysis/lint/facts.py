@@ -15,7 +15,7 @@ import bpfjit_reference
 
 from ... import opcodes as op
 from ...check import CheckedProgram
-from ...seccomp.actions import Action
+from ...seccomp.actions import Action, stack_retval
 from ...seccomp.layouts import Layout, audit_arch_name, by_audit_arch
 from .. import cfg, paths, verdicts
 
@@ -25,10 +25,20 @@ GAP = 64
 
 
 class Facts:
-    def __init__(self, program: CheckedProgram, layout: Layout):
+    """Facts about ``program``; ``others``: the other filters of the same process (a stack).
+
+    With ``others``, the oracle's verdicts are the stack's (the kernel's
+    precedence over every filter's retval, ``seccomp_run_filters``), so the
+    behaviour rules judge what the process really gets; the structural rules
+    still look at ``program`` alone.
+    """
+
+    def __init__(self, program: CheckedProgram, layout: Layout,
+                 others: "tuple[CheckedProgram, ...]" = ()):
         self.program = program
         self.layout = layout
         self.insns = [tuple(i) for i in program]
+        self.others = tuple(Facts(o, layout) for o in others)
 
     @cached_property
     def graph(self) -> cfg.Cfg:
@@ -54,14 +64,21 @@ class Facts:
 
     # --- the oracle ------------------------------------------------------------------------
 
-    def run(self, arch: int, nr: int, args: Iterable[int] = (0,) * 6, ip: int = 0,
-            byteorder: str | None = None) -> tuple[int, list[int]]:
-        """(retval, indexes executed) of the reference interpreter on one input."""
-        order = byteorder or self.layout.byteorder
-        image = bpfjit_reference.seccomp_data_image(nr & 0xFFFFFFFF, arch, ip, list(args), order)
+    def run(self, arch: int, nr: int, args: Iterable[int] = (0,) * 6, ip: int = 0
+            ) -> tuple[int, list[int]]:
+        """(retval, indexes of ``program`` executed) on one input, on the reference.
+
+        With ``others``, retval is the stack's (``bpfjit_reference.run_stack``).
+        """
+        args = list(args)
+        order = self.layout.byteorder
+        image = bpfjit_reference.seccomp_data_image(nr & 0xFFFFFFFF, arch, ip, args, order)
         trail: list[int] = []
         retval = bpfjit_reference.run(self.insns, image, byteorder=order,
                                       on_step=lambda pc, *rest: trail.append(pc))
+        if self.others:
+            each = [bpfjit_reference.run(o.insns, image, byteorder=order) for o in self.others]
+            retval = bpfjit_reference.run_stack(each + [retval])
         return retval, trail
 
     def witness(self, arch: int, nr: int, args: Iterable[int] = (0,) * 6, ip: int = 0) -> dict:
@@ -100,8 +117,15 @@ class Facts:
             pass
         for w in words:
             if w not in out:
-                out[w] = self.run(arch, w)[0]
-        return {w: out[w] for w in words}
+                out[w] = self._run_one(arch, w)
+        if not self.others:
+            return {w: out[w] for w in words}
+        theirs = [o.verdict_map(arch, words) for o in self.others]
+        return {w: stack_retval([t[w] for t in theirs] + [out[w]]) for w in words}
+
+    def _run_one(self, arch: int, nr: int) -> int:
+        image = bpfjit_reference.seccomp_data_image(nr, arch, 0, [0] * 6, self.layout.byteorder)
+        return bpfjit_reference.run(self.insns, image, byteorder=self.layout.byteorder)
 
     # --- small structural queries ----------------------------------------------------------
 
