@@ -114,11 +114,11 @@ class _Namer:
         ``elsewhere``: single values that go another way (the dispatch's
         cases); they are cut out of the intervals first.
         """
-        spans = _merge(_cut(spans, elsewhere))
-        singles = all(a == b for a, b in spans)
-        if singles and len(spans) <= MAX_NAMES:
+        spans = sorted(set(_cut(spans, elsewhere)))
+        if all(a == b for a, b in spans) and len(spans) <= MAX_NAMES:
             names = [self.value(word, arch, a) for a, _ in spans]
             return "\\n".join(", ".join(names[i:i + 3]) for i in range(0, len(names), 3))
+        spans = _merge(spans)
         text = ", ".join(_num(a) if a == b else f"{_num(a)}-{_num(b)}" for a, b in spans[:MAX_RANGES])
         if len(spans) > MAX_RANGES:
             text += ", …"
@@ -291,10 +291,11 @@ def build(program: Program, layout: Layout, *, highlight: tuple[int, int, str] |
                 groups.setdefault(_target(program, target, node_of, action_node), []).append((lo, hi))
             cases = frozenset(v for v, _ in region.cases)
             for to, spans in groups.items():
-                add_edge(nid, to, namer.group(word, arch, spans,
-                                              must if (nid, to) in path_edges else None,
-                                              cases - {a for a, b in spans if a == b}),
-                         color="#555555")
+                text = namer.group(word, arch, spans, must if (nid, to) in path_edges else None,
+                                   cases - {a for a, b in spans if a == b})
+                if (nid, to) in path_edges and must and must not in text:
+                    text += f"\\n({must} after re-entering)"    # the path came back into the chain
+                add_edge(nid, to, text, color="#555555")
             if region.default is not None:
                 add_edge(nid, _target(program, region.default, node_of, action_node), "other",
                          style="dashed")
@@ -313,7 +314,8 @@ def build(program: Program, layout: Layout, *, highlight: tuple[int, int, str] |
             continue
         succ = cfg.successors(block.end, last)
         if last.code in op.CONDITIONAL_JUMPS and len(succ) == 2:
-            for s, what, style in ((succ[0], "true", "solid"), (succ[1], "false", "dashed")):
+            yes, no = _conditions(last, namer, feas.word_in_a(block.end), _arch_at(feas, block.end))
+            for s, what, style in ((succ[0], yes, "solid"), (succ[1], no, "dashed")):
                 to = _target(program, s, node_of, action_node)
                 add_edge(nid, to, " ".join(filter(None, (what, _entry(to, s, graph)))), style=style)
         else:
@@ -323,6 +325,22 @@ def build(program: Program, layout: Layout, *, highlight: tuple[int, int, str] |
     for (a, b), label in pic.edges.items():
         dot.edge(a, b, label=label, **edge_attrs[(a, b)])
     return pic
+
+
+#: jump op -> (condition when taken, condition when not)
+_WORDS = {op.BPF_JEQ: ("==", "!="), op.BPF_JGT: (">", "<="), op.BPF_JGE: (">=", "<"),
+          op.BPF_JSET: ("&", "no bit of")}
+
+
+def _conditions(insn, namer: _Namer, word: int | None, arch: int | None) -> tuple[str, str]:
+    """Edge labels of a conditional jump: ``== openat`` / ``!= openat``, ``> 0`` / ``<= 0``..."""
+    yes, no = _WORDS[op.bpf_op(insn.code)]
+    if op.bpf_src(insn.code) == op.BPF_X:
+        return f"{yes} X", f"{no} X"
+    if op.bpf_op(insn.code) == op.BPF_JSET:
+        return f"& {insn.k:#x}", f"no bit of {insn.k:#x}"
+    k = namer.value(word, arch, insn.k) if op.bpf_op(insn.code) == op.BPF_JEQ else _num(insn.k)
+    return f"{yes} {k}", f"{no} {k}"
 
 
 def _target(program: Sequence, pc: int, node_of, action_node) -> str:
