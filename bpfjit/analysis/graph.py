@@ -293,7 +293,9 @@ def build(program: Program, layout: Layout, *, highlight: tuple[int, int, str] |
             for to, spans in groups.items():
                 text = namer.group(word, arch, spans, must if (nid, to) in path_edges else None,
                                    cases - {a for a, b in spans if a == b})
-                if (nid, to) in path_edges and must and must not in text:
+                shown = {t.strip() for t in text.replace("\\n", ",").split(",")}
+                if (nid, to) in path_edges and must and word == NR_OFFSET and must not in shown \
+                        and f"(incl. {must})" not in shown:
                     text += f"\\n({must} after re-entering)"    # the path came back into the chain
                 add_edge(nid, to, text, color="#555555")
             if region.default is not None:
