@@ -25,6 +25,8 @@ from ..seccomp.layouts import ARCH_OFFSET, NR_OFFSET, Layout, audit_arch_name, b
 from . import cfg, dispatch, paths
 
 RET_K = op.BPF_RET | op.BPF_K
+#: comparison regions of at least this many jumps are drawn as one dispatch node
+MIN_MEMBERS = 3
 #: block nodes show at most this many instructions
 MAX_LINES = 12
 #: an edge label lists names when the group has at most this many members
@@ -70,6 +72,10 @@ def _ranges(values: list[int]) -> list[tuple[int, int]]:
         else:
             out.append([v, v])
     return [(a, b) for a, b in out]
+
+
+def _count(n: int, what: str) -> str:
+    return "" if not n else f"{n} {what}" + ("s" if n > 1 else "")
 
 
 def _num(v: int) -> str:
@@ -179,7 +185,8 @@ def build(program: Program, layout: Layout, *, highlight: tuple[int, int, str] |
     graph = cfg.build(program)
     feas = paths.analyse(program)
     namer = _Namer(layout)
-    regions = dispatch.find_dispatches(program)
+    regions = {h: r for h, r in dispatch.find_dispatches(program, min_cases=0).items()
+               if len(r.members) >= MIN_MEMBERS}
 
     # which dispatch node stands for each instruction
     owner: dict[int, int] = {}
@@ -278,10 +285,15 @@ def build(program: Program, layout: Layout, *, highlight: tuple[int, int, str] |
             what = (layout.describe_offset(word) or "A") if word is not None else "A"
             pre = [instruction_text(program, pc, arch=layout).split(";")[0].strip()
                    for pc in range(graph.block_of(head).start, head)]
-            label = "\\n".join(pre + [f"{head}..{max(region.members)}: dispatch on {what}",
-                                      f"{len(region.cases)} cases"
-                                      + (f" · {audit_arch_name(arch)}" if arch and word == NR_OFFSET
-                                         else "")])
+            members = sorted(region.members)
+            where = f"{members[0]}..{members[-1]}" if members[-1] - members[0] < 2 * len(members) \
+                else ", ".join(map(str, members)) if len(members) <= 4 \
+                else f"{members[0]}.. ({len(members)} jumps)"
+            size = " + ".join(filter(None, (_count(len(region.cases), "value"),
+                                            _count(len(region.ranges), "range"))))
+            label = "\\n".join(pre + [f"{where}: dispatch on {what}",
+                                      size + (f" · {audit_arch_name(arch)}"
+                                              if arch and word == NR_OFFSET else "")])
             add_node(nid, label, shape="hexagon", style="filled", fillcolor="#eeeeee")
             groups: dict[str, list[tuple[int, int]]] = {}
             for value, target in region.cases:

@@ -53,7 +53,7 @@ def test_small_filter_nodes():
                               "r2147483648"}
     assert pic.nodes["r2147418112"] == "ALLOW"
     assert pic.nodes["r327693"] == "ERRNO(13)"
-    assert "dispatch on nr" in pic.nodes["d3"] and "5 cases" in pic.nodes["d3"]
+    assert "dispatch on nr" in pic.nodes["d3"] and "5 values" in pic.nodes["d3"]
 
 
 def test_small_filter_edges_carry_syscall_names():
