@@ -141,7 +141,8 @@ def unreachable(facts: Facts) -> list[Finding]:
     return [Finding(
         "BJ110", lo,
         f"instruction{'s' if hi > lo else ''} {_span(lo, hi)} cannot be reached by any jump",
-        "remove them (or fix the jump offsets that were meant to reach them)")
+        f"remove {'them' if hi > lo else 'it'} (or fix the jump that was meant to reach "
+        f"{'them' if hi > lo else 'it'})")
         for lo, hi in _ranges(dead)]
 
 
