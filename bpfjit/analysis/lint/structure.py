@@ -14,7 +14,7 @@ from ...seccomp.actions import (MAX_ERRNO, SECCOMP_RET_ERRNO, SECCOMP_RET_KILL_T
 from ...seccomp.layouts import IP_OFFSET, LAYOUTS, NR_OFFSET
 from .. import dispatch
 from . import Finding
-from .facts import LD_ABS, Facts
+from .facts import Facts
 
 RET_K = op.BPF_RET | op.BPF_K
 #: a dispatch chain is reported when some value takes at least this many comparisons ...
