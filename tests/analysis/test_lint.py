@@ -470,3 +470,12 @@ def test_firejail_stack_lets_i386_bpf_through():
     (_, native_each), (_, i386_each) = images
     assert not allows(ref.run_stack(native_each))
     assert allows(ref.run_stack(i386_each))
+
+
+def test_cli_stack_option(capsys):
+    base = REAL_FILTERS / "systemd-nspawn-252.allowlist"
+    assert main(["lint", f"{base}.x86_64.bpf"]) == 1                     # BJ103, BJ104 alone
+    capsys.readouterr()
+    assert main(["lint", "--json", f"{base}.x86_64.bpf", "--stack", f"{base}.x86.bpf",
+                 "--stack", f"{base}.x32.bpf"]) == 0
+    assert json.loads(capsys.readouterr().out)["findings"] == []
