@@ -95,3 +95,16 @@ def test_unknown_values_keep_both_edges():
     x:  ret #2
     """, format="asm")
     assert paths.analyse(prog).edges[2] == {3, 4}
+
+
+@pytest.mark.slow
+def test_many_generated_programs_never_execute_what_is_called_infeasible():
+    rng = random.Random(2026)
+    lay = layouts.layout("x86_64")
+    done = 0
+    while done < 2000:
+        prog = valid_program(rng) if done % 2 else realistic_program(rng)
+        if not is_valid(prog):
+            continue
+        assert_sound(prog, lay, 100, seed=done)
+        done += 1
