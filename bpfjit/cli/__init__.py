@@ -28,6 +28,8 @@ VERBS = {
     "demo": ("demo", "command"),
     "fuzz": ("fuzz", "command"),
     "bench": ("bench", "command"),
+    "lint": ("lint", "lint"),
+    "graph": ("graph", "graph"),
 }
 
 
