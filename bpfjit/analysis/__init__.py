@@ -2,7 +2,10 @@
 
 - :mod:`.cfg` — basic blocks, successors, predecessors, reachability;
 - :mod:`.dispatch` — chains of ``jeq #k`` on one loaded word (syscall dispatch);
-- :mod:`.verdicts` — the per-(arch, nr) constant-verdict table.
+- :mod:`.verdicts` — the per-(arch, nr) constant-verdict table;
+- :mod:`.semantics` — the exact semantics: per (arch, nr), regions of the argument space with one
+  result each (:mod:`.conditions` holds the condition language, :mod:`.solver` the z3 fallback);
+- :mod:`.compare` — semantic difference of two filters, with witnesses checked by the reference.
 
 Nothing here changes what a program returns; every fact is proven exact by tests
 against the reference interpreter.
