@@ -335,6 +335,9 @@ class WordSet:
         out = []
         if self.mask == U32:
             return [f"{name} == {num(self.value)}"]
+        if not self.mask and not self.nots and self.hi - self.lo < 8:
+            values = [v for v in range(self.lo, self.hi + 1) if v not in self.points]
+            return [f"{name} in {{{', '.join(num(v) for v in values)}}}"]
         if self.mask:
             out.append(f"{name} & {self.mask:#x} == {num(self.value)}")
         if self.lo and self.hi != U32:

@@ -27,6 +27,8 @@ VERBS = {
     "demo": ("demo", "command"),
     "fuzz": ("fuzz", "command"),
     "bench": ("bench", "command"),
+    "diff": ("diff", "command"),
+    "explain": ("explain", "command"),
 }
 
 
