@@ -337,6 +337,8 @@ class WordSet:
             return [f"{name} == {num(self.value)}"]
         if not self.mask and not self.nots and self.hi - self.lo < 8:
             values = [v for v in range(self.lo, self.hi + 1) if v not in self.points]
+            if len(values) == 1:
+                return [f"{name} == {num(values[0])}"]
             return [f"{name} in {{{', '.join(num(v) for v in values)}}}"]
         if self.mask:
             out.append(f"{name} & {self.mask:#x} == {num(self.value)}")
@@ -349,7 +351,8 @@ class WordSet:
             out.append(f"{name} <= {num(self.hi)}")
         for m, x in self.nots:
             out.append(f"{name} & {m:#x} != {num(x)}")
-        pts = sorted(self.points)
+        pts = sorted(p for p in self.points
+                     if self.lo <= p <= self.hi and (p & self.mask) == self.value)
         if 0 < len(pts) <= 4:
             out.extend(f"{name} != {num(p)}" for p in pts)
         elif pts:
