@@ -151,7 +151,8 @@ def table(filter_file: str, arch: str | None, only: str | None, as_json: bool,
     action depends on its arguments or the instruction pointer is listed with
     each action and the argument conditions under which the filter returns it.
     """
-    from ..analysis.semantics import analyse, describe, result_text
+    from ..analysis.conditions import evaluate, words_in
+    from ..analysis.semantics import analyse, describe, result_text, word_name
     from ..check import check
     from ..seccomp import layouts, syscalls
     prog = load_program(filter_file, fmt, endian, arch)
@@ -176,8 +177,15 @@ def table(filter_file: str, arch: str | None, only: str | None, as_json: bool,
         single = len(groups) == 1
         counts[(next(iter(groups)) if single else "depends on arguments")] += 1
         if as_json:
+            zero = [nr & 0xFFFFFFFF, lay.audit_arch] + [0] * 14
+            hit = next((r for r in v.regions if r.matches(zero)), None)
+            reads = sorted({word_name(lay, i) for r in v.regions
+                            for i in (*r.words, *(i for c in r.opaque for e in c[1:3]
+                                                  for i in words_in(e)))})
             click.echo(json.dumps({"nr": nr, "name": name,
                                    "action": next(iter(groups)) if single else None,
+                                   "retval": None if hit is None else evaluate(hit.result, zero),
+                                   "reads": reads,
                                    "exact": v.symbolic,
                                    "regions": [{"action": a, "when": w}
                                                for a, w in groups.items()]}))
