@@ -5,7 +5,8 @@ runs on ``layout``'s architecture (x86_64: x86_64, x32 and i386 numbers; aarch64
 aarch64 and arm; ...), intersects the regions of the two filters'
 :class:`~.semantics.Verdict` for that (arch, nr) pairwise, and keeps each
 non-empty intersection where the results differ, with one concrete input of
-it. Then it does the same for the numbers outside the syscall tables and for
+it (for a 32-bit ABI such as i386, only inputs whose upper argument halves
+are 0, the only ones such a task can make: :func:`compat_words`). Then it does the same for the numbers outside the syscall tables and for
 arch values of no ABI of the family, from the whole-program paths. Each
 witness is run through ``bpfjit_reference`` on both programs before it is
 returned: a witness that does not reproduce is an internal error, never output.
@@ -77,6 +78,18 @@ def record_of(words: dict, layout: Layout) -> tuple[int, int, int, tuple]:
             tuple(field64("args", i) for i in range(6)))
 
 
+def compat_words(abi: Layout, layout: Layout) -> "Path | None":
+    """For a 32-bit ABI, the high halves of ``instruction_pointer`` and ``args`` are 0: the
+    kernel zero-extends a 32-bit task's registers (arch/x86/entry/entry_64_compat.S), so no
+    call of that ABI can show anything else to the filter."""
+    if abi.bits != 32:
+        return None
+    zero = WordSet(mask=U32, value=0)
+    his = [layout.word_offset("ip", 0, "hi") // 4] + [layout.word_offset("args", i, "hi") // 4
+                                                      for i in range(6)]
+    return Path({i: zero for i in his}, (), 0, -1)
+
+
 def _conjoin(pa: Path, pb: Path) -> dict | None:
     words = dict(pa.words)
     for i, s in pb.words.items():
@@ -94,12 +107,16 @@ class _Checker:
         self.layout, self.out = layout, out
 
     def pair(self, pa: Path, pb: Path, *, abi: str, arch: int, nr: int | None, name: str | None,
-             fixed: dict) -> None:
-        """Record the difference of two regions (of one (arch, nr) when ``fixed`` has both)."""
+             fixed: dict, extra: "Path | None" = None) -> None:
+        """Record the difference of two regions (of one (arch, nr) when ``fixed`` has both);
+        ``extra``: word sets every input must also satisfy."""
         ra, rb = pa.result, pb.result
         if isinstance(ra, int) and isinstance(rb, int) and ra == rb:
             return
-        words = _conjoin(pa, pb)
+        shown = _conjoin(pa, pb)
+        words = shown
+        if shown is not None and extra is not None:
+            words = _conjoin(Path(shown, (), 0, -1), extra)
         if words is None:
             return
         opaque = pa.opaque + pb.opaque
@@ -120,7 +137,7 @@ class _Checker:
             raise AssertionError(f"internal error: the witness {rec} for {where} does not "
                                  f"reproduce on the reference (got {got_a:#x}/{got_b:#x}, "
                                  f"expected {want_a:#x}/{want_b:#x})")
-        region = Path(words, opaque, 0, -1)
+        region = Path(shown, opaque, 0, -1)
         self.out.differences.append(Difference(
             abi, arch, nr, name, tuple(describe(region, self.layout)),
             result_text(ra, self.layout), result_text(rb, self.layout), rec, got_a, got_b))
@@ -154,10 +171,11 @@ def compare(a: Semantics, b: Semantics, layout: Layout | None = None,
             if ca is not None and ca == cb:
                 continue
             fixed = {ARCH: audit, NR: word}
+            extra = compat_words(abi, layout)
             for pa in va.regions:
                 for pb in vb.regions:
                     chk.pair(pa, pb, abi=abi.name, arch=audit, nr=nr_value, name=name,
-                             fixed=fixed)
+                             fixed=fixed, extra=extra)
     if not (a.complete and b.complete):
         out.undecided.append(("numbers outside the syscall tables, other arch values",
                               "the whole-program analysis was abandoned (too many paths)"))

@@ -47,7 +47,9 @@ def command(filter_a: str, filter_b: str, arch: str | None, as_json: bool, fmt: 
     under which the two filters disagree, and one concrete input, re-run on
     both filters with the reference interpreter before it is printed. Numbers
     outside the syscall tables and other arch values are compared too.
-    Exit status 0 when the filters are equal on every input, 1 when they differ.
+    Calls of a 32-bit ABI (i386, arm) are compared with the upper halves of
+    their arguments 0, the only values such a task can pass. Exit status 0
+    when the filters are equal on every input, 1 when they differ.
 
     \b
     bpfjit diff docker-default.x86_64.bpf docker-default.x86_64.opt.bpf

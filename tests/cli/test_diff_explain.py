@@ -152,3 +152,26 @@ def test_table_shows_argument_conditions_and_constant_actions_hold():
         args = [rng.getrandbits(64) for _ in range(6)]
         got = ref.run_seccomp(insns, row["nr"], 0xC000003E, rng.getrandbits(64), args, "little")
         assert str(bpfjit.Action(got)) == row["action"], row["name"]
+
+
+def test_diff_covers_other_numbers_other_arches_and_compat_halves(tmp_path):
+    a, b = tmp_path / "a.asm", tmp_path / "b.asm"
+    a.write_text("ld [4]\njeq #0x1234, odd\nld [0]\njeq #1000, odd\nld [20]\njeq #1, odd\n"
+                 "ret ALLOW\nodd: ret ERRNO(1)\n")
+    b.write_text("ret ALLOW\n")
+    data = json.loads(run("diff", str(a), str(b), "--arch", "x86_64", "--json", code=1))
+    insns = [tuple(i) for i in bpfjit.load(str(a))]
+    kinds = set()
+    for d in data["differences"]:
+        w = d["witness"]
+        assert ref.run_seccomp(insns, w["nr"], w["arch"], w["instruction_pointer"], w["args"],
+                               "little") == d["retval_a"] == 0x50001
+        if d["syscall"] is None:
+            kinds.add((d["abi"], w["nr"], w["arch"]))
+        else:
+            assert d["when"] == ["args[0].hi == 1"] and d["abi"] in ("x86_64", "x32")
+    # nr 1000 is no syscall on x86_64 (x32 numbers carry bit 30, i386 stops below 1000)
+    assert ("x86_64", 1000, 0xC000003E) in kinds
+    assert any(abi is None and arch == 0x1234 for abi, _, arch in kinds)
+    # i386 calls cannot set args[0].hi: no x86 difference from that test
+    assert not any(d["abi"] == "x86" and d["syscall"] for d in data["differences"])
