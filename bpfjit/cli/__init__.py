@@ -29,6 +29,7 @@ VERBS = {
     "bench": ("bench", "command"),
     "diff": ("diff", "command"),
     "explain": ("explain", "command"),
+    "test": ("expect", "command"),
 }
 
 
