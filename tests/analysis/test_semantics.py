@@ -233,3 +233,21 @@ def test_wordset_emptiness_and_witness_match_brute_force(seed):
         assert [v for v in range(base, base + 0x1000) if s.contains(v)] == members
         assert members, "refine kept an empty set"
         assert s.find() in members
+
+
+def test_an_abandoned_whole_program_analysis_falls_back_per_syscall():
+    prog = bpfjit.check(bpfjit.load(real_filters()[0].parent / "docker-default.x86_64.opt.bpf"))
+    small = analyse(prog, X86_64, max_paths=10)
+    full = analyse(prog, X86_64)
+    assert not small.complete and full.complete
+    with pytest.raises(Exception, match="abandoned"):
+        small.evaluate_words(np.zeros((1, 16), dtype=np.uint32))
+    for arch in (X86_64.audit_arch, 0x40000003):
+        for nr in (0, 41, 56, 135, 435, 1000, 0x40000038, -1):
+            a, b = small.verdict(arch, nr), full.verdict(arch, nr)
+            assert a.complete
+            assert [(p.result, describe(p, X86_64)) for p in a.regions] == \
+                [(p.result, describe(p, X86_64)) for p in b.regions]
+    from bpfjit.analysis.compare import compare
+    result = compare(small, full)
+    assert not result.differences and result.undecided and not result.equal
