@@ -6,8 +6,8 @@ aarch64 and arm; ...), intersects the regions of the two filters'
 :class:`~.semantics.Verdict` for that (arch, nr) pairwise, and keeps each
 non-empty intersection where the results differ, with one concrete input of
 it (for a 32-bit ABI such as i386, only inputs whose upper argument halves
-are 0, the only ones such a task can make: :func:`compat_words`). Then it does the same for the numbers outside the syscall tables and for
-arch values of no ABI of the family, from the whole-program paths. Each
+are 0, the only ones such a task can make: :func:`compat_words`). Then it
+does the same for the numbers outside the syscall tables and for arch values of no ABI of the family, from the whole-program paths. Each
 witness is run through ``bpfjit_reference`` on both programs before it is
 returned: a witness that does not reproduce is an internal error, never output.
 

@@ -1,4 +1,4 @@
-"""Analysis: policy expectations ("clone(flags=CLONE_NEWUSER) -> ERRNO(EPERM)") proven for every input.
+"""Analysis: policy expectations (``clone(flags=CLONE_NEWUSER) -> ERRNO(EPERM)``), proven.
 
 An expectation names calls and what the filter must do to them::
 
@@ -230,7 +230,7 @@ def _violation(exp: Expectation):
 
 
 def check(sem: Semantics, exp: Expectation, default_abi: str | None = None) -> list:
-    """Counterexamples to ``exp`` (at most one per (ABI, nr)); empty when it holds for every input."""
+    """Counterexamples to ``exp`` (one per (ABI, nr) at most); empty when it always holds."""
     from .. import opcodes as op
     layout = sem.layout
     mask, want = _violation(exp)

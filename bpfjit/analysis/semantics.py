@@ -41,7 +41,7 @@ from .. import opcodes as op
 from ..program import Instruction
 from ..seccomp.layouts import Layout
 from . import conditions as cd
-from .conditions import ANY, U32, Word, WordSet
+from .conditions import ANY, U32, Word
 
 NR, ARCH = 0, 1
 #: paths and abstract steps before the whole-program analysis stops (then: per (arch, nr))
@@ -404,7 +404,7 @@ def describe(path: Path, layout: Layout) -> list[str]:
 
 
 def result_text(result, layout: Layout) -> str:
-    """A constant result as its action (``ERRNO(1)``), ``ret a`` of an expression as the expression."""
+    """A constant result as its action (``ERRNO(1)``); ``ret a`` of an expression as that."""
     from ..seccomp.actions import Action
     if isinstance(result, int):
         return str(Action(result))

@@ -1,4 +1,4 @@
-"""``bpfjit test FILTER EXPECTATIONS``: policy expectations proven for every input, or a counterexample."""
+"""``bpfjit test FILTER EXPECTATIONS``: expectations proven for every input, or a counterexample."""
 from __future__ import annotations
 
 import json

@@ -1,4 +1,4 @@
-"""``bpfjit explain FILTER SYSCALL [ARGS]``: why a call gets its verdict, and what would change it."""
+"""``bpfjit explain FILTER SYSCALL [ARGS]``: why a call gets its verdict, what would change it."""
 from __future__ import annotations
 
 import json

@@ -1,4 +1,4 @@
-"""Policy expectations (`bpfjit test`, bpfjit.testing.policy): exact answers, checked on the reference.
+"""Policy expectations (`bpfjit test`, bpfjit.testing.policy): exact, checked on the reference.
 
 A "holds" answer is cross-checked by running the reference interpreter on
 constant-biased inputs within the expectation's wildcards; a failure's
