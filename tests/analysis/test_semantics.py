@@ -95,7 +95,7 @@ def test_per_syscall_verdicts_agree_on_docker_for_every_abi():
                 assert cd.evaluate(hits[0].result, wl) == want, (abi, name, args)
 
 
-SAMPLE = int(os.environ.get("BPFJIT_SEMANTICS_PROGRAMS", "200"))
+SAMPLE = int(os.environ.get("BPFJIT_SEMANTICS_PROGRAMS", "100"))
 
 
 def _generated(seed: int, count: int):
