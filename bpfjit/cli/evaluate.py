@@ -191,9 +191,11 @@ def table(filter_file: str, arch: str | None, only: str | None, as_json: bool,
                                                for a, w in groups.items()]}))
         elif single:
             click.echo(f"{nr:>10d}  {name:<24s} {next(iter(groups))}")
-        else:
+        else:   # the regions partition the inputs: the wordiest action reads as "otherwise"
+            last = max(groups, key=lambda a: (sum(map(len, groups[a])), list(groups).index(a)))
             click.echo(f"{nr:>10d}  {name:<24s} " + "; ".join(
-                f"{a} if {' or '.join(w)}" for a, w in groups.items()))
+                f"{a} if {' or '.join(w)}" for a, w in groups.items() if a != last)
+                + f"; {last} otherwise")
     if not as_json:
         summary = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
         click.echo(f"; {sum(counts.values())} syscalls — {summary}")
