@@ -34,6 +34,10 @@ FAMILIES = {"x86_64": ("x86_64", "x32", "x86"), "aarch64": ("aarch64", "arm"),
             "s390x": ("s390x", "s390")}
 
 
+#: z3 queries one comparison may make before the rest is reported undecided
+SOLVER_CALLS = 2000
+
+
 def family(layout: Layout) -> list[Layout]:
     """``layout`` and the compat ABIs of its architecture (those with a syscall table)."""
     names = FAMILIES.get(layout.name, (layout.name,))
@@ -105,13 +109,14 @@ class _Checker:
         self.ia = [tuple(i) for i in a.program]
         self.ib = [tuple(i) for i in b.program]
         self.layout, self.out = layout, out
+        self.solver_calls = 0
 
     def pair(self, pa: Path, pb: Path, *, abi: str, arch: int, nr: int | None, name: str | None,
              fixed: dict, extra: "Path | None" = None) -> None:
         """Record the difference of two regions (of one (arch, nr) when ``fixed`` has both);
         ``extra``: word sets every input must also satisfy."""
         ra, rb = pa.result, pb.result
-        if isinstance(ra, int) and isinstance(rb, int) and ra == rb:
+        if ra == rb:                       # the same constant, or the same expression
             return
         shown = _conjoin(pa, pb)
         words = shown
@@ -121,8 +126,15 @@ class _Checker:
             return
         opaque = pa.opaque + pb.opaque
         differ = None if isinstance(ra, int) and isinstance(rb, int) else (ra, rb)
-        found = conjunction_witness(words, opaque, differ, prefer={i: 0 for i in range(16)})
         where = f"{name or nr} on {abi or 'other arches'}"
+        if opaque or differ is not None:
+            self.solver_calls += 1
+            if self.solver_calls > SOLVER_CALLS:
+                if self.solver_calls == SOLVER_CALLS + 1:
+                    self.out.undecided.append((f"{where} and later", f"more than {SOLVER_CALLS} "
+                                               f"solver queries (regions on computed values)"))
+                return
+        found = conjunction_witness(words, opaque, differ, prefer={i: 0 for i in range(16)})
         if found is None:
             self.out.undecided.append((where, "the solver gave up on an opaque condition"))
             return

@@ -28,7 +28,9 @@ says, per (arch, nr), whether every region is, and the opaque parts are kept
 as exact expressions (never approximated). Paths whose word sets are empty are
 pruned as they appear; opaque paths are kept until asked (they may be empty).
 When a program has more paths than ``max_paths``, :attr:`Semantics.complete`
-is False and each (arch, nr) is executed on its own with nr and arch known.
+is False and each (arch, nr) is answered from the proven constant-verdict table
+(:mod:`.verdicts`) or executed on its own with nr and arch known; a
+:class:`Verdict` that could not be enumerated says so (``complete=False``).
 """
 from __future__ import annotations
 
@@ -47,6 +49,8 @@ NR, ARCH = 0, 1
 #: paths and abstract steps before the whole-program analysis stops (then: per (arch, nr))
 MAX_PATHS = 20_000
 MAX_STEPS = 2_000_000
+#: budget of one (arch, nr) when the whole program was too large, and failures before giving up
+FALLBACK_PATHS, FALLBACK_STEPS, FALLBACK_FAILURES = 20_000, 500_000, 3
 
 LD_ABS = op.BPF_LD | op.BPF_W | op.BPF_ABS
 
@@ -308,6 +312,8 @@ class Semantics:
     _by_arch: dict = field(default_factory=dict, repr=False)
     _rest: list = field(default_factory=list, repr=False)
     _cache: dict = field(default_factory=dict, repr=False)
+    _constants: object = field(default=None, repr=False)
+    _failures: int = field(default=0, repr=False)
 
     def __post_init__(self) -> None:
         for n, p in enumerate(self.paths):
@@ -332,14 +338,32 @@ class Semantics:
             regions = [s for s in (self.paths[n].specialize(known) for n in ids) if s is not None]
             found = Verdict(key[0], key[1], tuple(regions))
         else:
-            try:
-                paths, _ = execute(self.program, known)
-                found = Verdict(key[0], key[1], tuple(p.specialize(known) for p in paths))
-            except TooComplex:
-                found = Verdict(key[0], key[1], (), complete=False)
+            found = self._fallback(key, known)
         if len(self._cache) < 1 << 16:
             self._cache[key] = found
         return found
+
+    def _fallback(self, key: tuple, known: dict) -> Verdict:
+        """One (arch, nr) when the whole program was too large: the proven constant-verdict
+        table first (:mod:`.verdicts`), else a symbolic execution with nr and arch known; after
+        ``FALLBACK_FAILURES`` such executions failed, the rest are not tried (incomplete)."""
+        if self._constants is None:
+            from . import verdicts
+            try:
+                self._constants = verdicts.build(self.program, self.layout)
+            except Exception:   # noqa: BLE001 - no table: every (arch, nr) is executed
+                self._constants = verdicts.VerdictTable()
+        value = self._constants.lookup(key[0], key[1])
+        if value is not None:
+            return Verdict(key[0], key[1], (Path({}, (), value, -1),))
+        if self._failures < FALLBACK_FAILURES:
+            try:
+                paths, _ = execute(self.program, known, max_paths=FALLBACK_PATHS,
+                                   max_steps=FALLBACK_STEPS)
+                return Verdict(key[0], key[1], tuple(p.specialize(known) for p in paths))
+            except TooComplex:
+                self._failures += 1
+        return Verdict(key[0], key[1], (), complete=False)
 
     def candidates(self, arch: int) -> list:
         """Paths that an input with this arch value may take (any nr)."""
@@ -361,10 +385,12 @@ class Semantics:
         return values.astype(np.uint32), count
 
 
-def analyse(program: Sequence[Instruction], layout: Layout, *, max_paths: int = MAX_PATHS,
-            max_steps: int = MAX_STEPS) -> Semantics:
-    """The exact semantics of a checked program for ``layout``."""
+def analyse(program: Sequence[Instruction], layout: Layout, *, max_paths: int | None = None,
+            max_steps: int | None = None) -> Semantics:
+    """The exact semantics of a checked program for ``layout`` (budgets: MAX_PATHS, MAX_STEPS)."""
     program = tuple(program)
+    max_paths = MAX_PATHS if max_paths is None else max_paths
+    max_steps = MAX_STEPS if max_steps is None else max_steps
     try:
         paths, steps = execute(program, max_paths=max_paths, max_steps=max_steps)
         return Semantics(program, layout, paths, True, steps)

@@ -66,7 +66,8 @@ def _phrase(jop: int, a, va: int, b, vb: int, taken: bool, layout: Layout, abi: 
     else:
         sb = f"{cd.text(b, lambda i: word_name(layout, i))} (= {cd.num(vb)})"
     if jop == op.BPF_JSET:
-        return f"{subject}, & {sb} {'!=' if taken else '=='} 0"
+        inner = cd.text(a, lambda i: word_name(layout, i)).strip("()")
+        return f"{inner} & {sb} = {cd.num(va & vb)} {'!=' if taken else '=='} 0"
     return f"{subject} {cd.JUMP_SYMBOLS[jop][0 if taken else 1]} {sb}"
 
 

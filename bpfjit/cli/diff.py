@@ -49,7 +49,8 @@ def command(filter_a: str, filter_b: str, arch: str | None, as_json: bool, fmt: 
     outside the syscall tables and other arch values are compared too.
     Calls of a 32-bit ABI (i386, arm) are compared with the upper halves of
     their arguments 0, the only values such a task can pass. Exit status 0
-    when the filters are equal on every input, 1 when they differ.
+    when the filters are equal on every input, 1 when they differ, 3 when no
+    difference was found but some part was too large to compare (listed).
 
     \b
     bpfjit diff docker-default.x86_64.bpf docker-default.x86_64.opt.bpf
@@ -86,7 +87,10 @@ def command(filter_a: str, filter_b: str, arch: str | None, as_json: bool, fmt: 
         if result.equal:
             click.echo(f"equal: A and B return the same value for every input "
                        f"({', '.join(abis)}, every other number and arch value)")
-        else:
+        elif result.differences:
             click.echo(f"; {len(result.differences)} differences, {len(names)} syscalls "
-                       f"({', '.join(abis)})", err=False)
-    raise SystemExit(0 if result.equal else 1)
+                       f"({', '.join(abis)})")
+        else:
+            click.echo(f"; no difference found, but {len(result.undecided)} parts could not be "
+                       f"compared (see 'undecided' above): not proven equal")
+    raise SystemExit(0 if result.equal else 1 if result.differences else 3)

@@ -96,10 +96,14 @@ def command(filter_file: str, syscall: str, args: tuple[str, ...], arch: str | N
                                "args": list(values), "instruction_pointer": ip,
                                "path": texts, "ret_index": end, "action": action,
                                "retval": retval, "other_verdicts": others,
-                               "exact": verdict.symbolic}))
+                               "exact": verdict.symbolic,
+                               "other_verdicts_complete": verdict.complete}))
         return
     click.echo("; ".join(texts + [f"-> {action}"]) + f"  (ret at {end})")
-    if not others:
+    if not verdict.complete:
+        click.echo(f"  the other verdicts of {name or nr} on {abi.name} are not listed: the filter "
+                   f"has too many paths for them to be enumerated")
+    elif not others:
         click.echo(f"no other argument or instruction pointer value changes this: every "
                    f"{name or nr} call on {abi.name} gets {action}")
     by_action: dict = {}
@@ -110,6 +114,6 @@ def command(filter_file: str, syscall: str, args: tuple[str, ...], arch: str | N
         eg = next((o["example_args"] for o in group if o["example_args"] is not None), None)
         egs = "" if eg is None else f"  (e.g. args ({_args(tuple(eg))}))"
         click.echo(f"  {act} when {'; or '.join(whens)}{egs}")
-    if not verdict.symbolic:
+    if verdict.complete and not verdict.symbolic:
         click.echo("  note: some regions are conditions on computed values (shown as "
                    "expressions), decided exactly by the solver")

@@ -174,3 +174,21 @@ def test_diff_covers_other_numbers_other_arches_and_compat_halves(tmp_path):
     assert any(abi is None and arch == 0x1234 for abi, _, arch in kinds)
     # i386 calls cannot set args[0].hi: no x86 difference from that test
     assert not any(d["abi"] == "x86" and d["syscall"] for d in data["differences"])
+
+
+def test_a_filter_with_too_many_paths_is_reported_not_guessed(tmp_path, monkeypatch):
+    from bpfjit.analysis import semantics
+    monkeypatch.setattr(semantics, "MAX_PATHS", 50)
+    monkeypatch.setattr(semantics, "FALLBACK_PATHS", 50)
+    # 8 independent tests of args[0] bits: 256 paths, all distinct (ret a)
+    lines = []
+    for i in range(8):
+        lines += ["ld [16]", f"jset #{1 << i}, s{i}", f"ld #{i}", f"s{i}: ld [24]"]
+    lines += ["ret a"]
+    f = tmp_path / "wide.asm"
+    f.write_text("\n".join(lines) + "\n")
+    out = run("diff", str(f), str(f), "--arch", "x86_64", code=3)
+    assert "undecided: read on x86_64: too many paths" in out and "not proven equal" in out
+    out = run("explain", str(f), "--arch", "x86_64", "read", "5")
+    assert "not listed: the filter has too many paths" in out
+    assert "(not analysed: too many paths)" in run("table", str(f), "--arch", "x86_64")
