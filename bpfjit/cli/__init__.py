@@ -30,6 +30,9 @@ VERBS = {
     "bench": ("bench", "command"),
     "lint": ("lint", "lint"),
     "graph": ("graph", "graph"),
+    "diff": ("diff", "command"),
+    "explain": ("explain", "command"),
+    "test": ("expect", "command"),
 }
 
 

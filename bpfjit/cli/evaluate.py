@@ -194,42 +194,65 @@ def stack(filters: tuple[str, ...], syscall: str, args: tuple[str, ...], arch: s
 @click.argument("filter_file", metavar="FILTER")
 @click.option("--arch", "-a", default=None, help="Architecture of the calling tasks.")
 @click.option("--action", "only", default=None,
-              help="Only syscalls whose zero-argument action is this (e.g. ALLOW, ERRNO).")
+              help="Only syscalls with this action for some arguments (e.g. ALLOW, ERRNO).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per syscall.")
 @common_load_options
 def table(filter_file: str, arch: str | None, only: str | None, as_json: bool,
           fmt: str | None, endian: str | None) -> None:
-    """Every syscall of the arch's table with FILTER's action (arguments 0).
+    """Every syscall of the arch's table with FILTER's action, for every argument value.
 
-    Syscalls whose path reads arguments or the instruction pointer are marked
-    with the words read: their action may change with the arguments.
+    From the exact analysis (bpfjit.analysis.semantics): a syscall whose
+    action depends on its arguments or the instruction pointer is listed with
+    each action and the argument conditions under which the filter returns it.
     """
-    from ..filter import compile as compile_filter
-    from ..seccomp import syscalls
+    from ..analysis.conditions import evaluate, words_in
+    from ..analysis.semantics import analyse, describe, result_text, word_name
+    from ..check import check
+    from ..seccomp import layouts, syscalls
     prog = load_program(filter_file, fmt, endian, arch)
     try:
-        f = compile_filter(prog, backend="reference", arch=arch)
-        names = syscalls.table(f.layout.syscall_abi)
+        lay = layouts.layout(arch)
+        sem = analyse(check(prog), lay)
+        names = syscalls.table(lay.syscall_abi)
     except BpfjitError as exc:
         raise InputProblem(str(exc)) from None
     counts: Counter[str] = Counter()
-    for name, nr in sorted(names.items(), key=lambda item: item[1]):
-        tr = f.trace(nr)
-        reads = sorted({f.layout.describe_offset(s.k) or f"[{s.k}]" for s in tr.steps
-                        if s.code == 0x20 and s.k >= 8})
-        action = str(tr.action)
-        if only and not action.upper().startswith(only.upper()):
+    for nr in sorted(set(names.values())):
+        name = syscalls.name(lay.syscall_abi, nr)
+        v = sem.verdict(lay.audit_arch, nr)
+        groups: dict[str, list[str]] = {}
+        for region in v.regions:
+            groups.setdefault(result_text(region.result, lay), []).append(
+                " and ".join(describe(region, lay)) or "any arguments")
+        if not v.complete:
+            groups = {"(not analysed: too many paths)": []}
+        if only and not any(a.upper().startswith(only.upper()) for a in groups):
             continue
-        counts[action + ("*" if reads else "")] += 1
+        single = len(groups) == 1
+        counts[(next(iter(groups)) if single else "depends on arguments")] += 1
         if as_json:
-            click.echo(json.dumps({"nr": nr, "name": name, "action": action,
-                                   "retval": tr.retval, "reads": reads}))
-        else:
-            dep = f"  depends on {', '.join(reads)}" if reads else ""
-            click.echo(f"{nr:>10d}  {name:<24s} {action}{dep}")
+            zero = [nr & 0xFFFFFFFF, lay.audit_arch] + [0] * 14
+            hit = next((r for r in v.regions if r.matches(zero)), None)
+            reads = sorted({word_name(lay, i) for r in v.regions
+                            for i in (*r.words, *(i for c in r.opaque for e in c[1:3]
+                                                  for i in words_in(e)))})
+            click.echo(json.dumps({"nr": nr, "name": name,
+                                   "action": next(iter(groups)) if single else None,
+                                   "retval": None if hit is None else evaluate(hit.result, zero),
+                                   "reads": reads,
+                                   "exact": v.symbolic,
+                                   "regions": [{"action": a, "when": w}
+                                               for a, w in groups.items()]}))
+        elif single:
+            click.echo(f"{nr:>10d}  {name:<24s} {next(iter(groups))}")
+        else:   # the regions partition the inputs: the wordiest action reads as "otherwise"
+            last = max(groups, key=lambda a: (sum(map(len, groups[a])), list(groups).index(a)))
+            click.echo(f"{nr:>10d}  {name:<24s} " + "; ".join(
+                f"{a} if {' or '.join(w)}" for a, w in groups.items() if a != last)
+                + f"; {last} otherwise")
     if not as_json:
         summary = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
-        click.echo(f"; {sum(counts.values())} syscalls — {summary} (* = depends on arguments)")
+        click.echo(f"; {sum(counts.values())} syscalls — {summary}")
 
 
 @click.command("syscalls")
