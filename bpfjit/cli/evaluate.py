@@ -190,11 +190,31 @@ def stack(filters: tuple[str, ...], syscall: str, args: tuple[str, ...], arch: s
     click.echo(f"{info['action']}  (retval {info['retval_hex']}; the kernel: {info['kernel']})")
 
 
+def _action_matcher(text: str):
+    """--action: a predicate on an action's text; ERRNO matches every ERRNO(n), ERRNO(1) one."""
+    import re
+
+    from ..seccomp.actions import ACTION_VALUES
+    m = re.fullmatch(r"\s*([A-Za-z_]+)\s*(\(.*\))?\s*", text)
+    if not m or m.group(1).upper() not in ACTION_VALUES:
+        raise InputProblem(f"--action: {text!r} is not an action; choose from "
+                           f"{', '.join(sorted(ACTION_VALUES))}, with data for an exact value "
+                           f"(e.g. ERRNO(1), TRAP(0x10))")
+    try:
+        exact = str(Action.parse(text))
+    except ValueError as exc:
+        raise InputProblem(f"--action: {exc}") from None
+    if m.group(2):
+        return lambda action: action == exact
+    return lambda action: action.split("(")[0] == exact.split("(")[0]
+
+
 @click.command()
 @click.argument("filter_file", metavar="FILTER")
 @click.option("--arch", "-a", default=None, help="Architecture of the calling tasks.")
 @click.option("--action", "only", default=None,
-              help="Only syscalls with this action for some arguments (e.g. ALLOW, ERRNO).")
+              help="Only syscalls with this action for some arguments: a name (ALLOW, ERRNO, "
+                   "KILL_PROCESS, ...) for every data value, or an exact value such as ERRNO(1).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per syscall.")
 @common_load_options
 def table(filter_file: str, arch: str | None, only: str | None, as_json: bool,
@@ -209,6 +229,7 @@ def table(filter_file: str, arch: str | None, only: str | None, as_json: bool,
     from ..analysis.semantics import analyse, describe, result_text, word_name
     from ..check import check
     from ..seccomp import layouts, syscalls
+    wanted = _action_matcher(only) if only else None
     prog = load_program(filter_file, fmt, endian, arch)
     try:
         lay = layouts.layout(arch)
@@ -226,7 +247,7 @@ def table(filter_file: str, arch: str | None, only: str | None, as_json: bool,
                 " and ".join(describe(region, lay)) or "any arguments")
         if not v.complete:
             groups = {"(not analysed: too many paths)": []}
-        if only and not any(a.upper().startswith(only.upper()) for a in groups):
+        if wanted and not any(wanted(a) for a in groups):
             continue
         single = len(groups) == 1
         counts[(next(iter(groups)) if single else "depends on arguments")] += 1
@@ -252,7 +273,9 @@ def table(filter_file: str, arch: str | None, only: str | None, as_json: bool,
                 + f"; {last} otherwise")
     if not as_json:
         summary = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
-        click.echo(f"; {sum(counts.values())} syscalls — {summary}")
+        total = sum(counts.values())
+        click.echo(f"; {total} syscall{'s' if total != 1 else ''}"
+                   + (f" — {summary}" if summary else " match"))
 
 
 @click.command("syscalls")

@@ -229,3 +229,21 @@ def test_eval_hints_at_the_filters_arch(capfd):
 def test_format_errors_use_the_cli_spelling(capfd):
     rc, _, err = run(["check", "--format", "asm", str(DOCKER)], capfd)
     assert rc == 2 and "--format raw" in err and "format='raw'" not in err
+
+
+@pytest.mark.parametrize("bad", ["garbage", "ERRNO(1", "ERRNO(99999)"])
+def test_table_action_garbage_lists_the_valid_actions(bad, capfd):
+    rc, out, err = run(["table", str(DOCKER), "--action", bad], capfd)
+    assert rc == 2 and out == "" and "--action" in err
+    if bad != "ERRNO(99999)":
+        assert "ALLOW, ERRNO" in err
+
+
+def test_table_action_filters_by_name_or_exact_value_with_right_plurals(capfd):
+    rc, out, _ = run(["table", str(DOCKER), "--action", "ERRNO(38)"], capfd)
+    assert rc == 0 and out.splitlines() == ["       435  clone3                   ERRNO(38)",
+                                            "; 1 syscall — ERRNO(38): 1"]
+    rc, out, _ = run(["table", str(DOCKER), "--action", "kill_process"], capfd)
+    assert rc == 0 and out.strip() == "; 0 syscalls match"
+    rc, out, _ = run(["table", str(DOCKER), "--action", "errno"], capfd)
+    assert "ERRNO(38): 1" in out.splitlines()[-1]
