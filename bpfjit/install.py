@@ -78,7 +78,8 @@ def install_check(program: Program, flags: "int | str" = 0, stack: Sequence[Prog
     env = env or Environment()
     bits = kernels.parse_flags(flags)
     stack = list(stack)
-    stack_flags = list(stack_flags) if stack_flags is not None else [0] * len(stack)
+    stack_flags = ([kernels.parse_flags(f) for f in stack_flags] if stack_flags is not None
+                   else [0] * len(stack))
     if len(stack_flags) != len(stack):
         raise ValueError(f"{len(stack)} filters in the stack but {len(stack_flags)} flag values")
     v = env.kernel

@@ -332,6 +332,7 @@ def detail_from_values(values: Sequence[np.ndarray], flags: Sequence[int], nr: n
         else:
             match = np.where((retval & np.uint32(_PRE_414_MASK)) < np.uint32(SECCOMP_RET_ALLOW),
                              np.int8(0), np.int8(-1))
+        retval = np.where(match >= 0, retval, np.uint32(SECCOMP_RET_ALLOW))   # ALLOW data dropped
     else:
         retval = np.full(n, SECCOMP_RET_ALLOW, dtype=np.uint32)
         match = np.full(n, -1, dtype=np.int8)
