@@ -235,10 +235,8 @@ class Filter:
         :class:`bpfjit.process.Environment`), computed with whole-array numpy.
         """
         if detail:
-            from .process import detail_from_values
-            recs = records.validate(records_)
-            values = self.evaluate_batch(recs, out, threads=threads)
-            return detail_from_values([values], [self.flags], recs["nr"], recs["arch"], env)
+            from .process import detail_batch
+            return detail_batch([self], [self.flags], records.validate(records_), env, threads)
         recs = records.validate(records_)
         if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
             raise InputError(f"threads must be a positive int, not {threads!r}")
@@ -258,7 +256,8 @@ class Filter:
 
     def _fill(self, recs: np.ndarray, out: np.ndarray, threads: int) -> None:
         n = len(recs)
-        threads = min(threads, os.cpu_count() or 1, max(1, n // MIN_RECORDS_PER_THREAD))
+        if threads > 1:
+            threads = min(threads, os.cpu_count() or 1, max(1, n // MIN_RECORDS_PER_THREAD))
         if threads == 1 or not getattr(self.evaluator, "releases_gil", False):
             self.evaluator.evaluate_batch(recs, out)
             return

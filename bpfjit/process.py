@@ -283,61 +283,83 @@ class BatchDetail:
         return len(self.retval)
 
 
-def _tables(env: Environment) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Tables indexed by ``retval >> 16``: applied action, logged always, logged if flagged."""
+_ALWAYS, _FLAGGED, _MATCHES = 1, 2, 4
+
+
+def _table(env: Environment) -> np.ndarray:
+    """uint32 per ``retval >> 16``: the applied action in the high half; bit 0 logged whatever
+    the flags, bit 1 logged if the matching filter has FLAG_LOG, bit 2 a filter matches (not
+    ALLOW). Action values have 16 zero low bits, so one gather answers everything."""
     kernel = env.kernel
     names = env.logged_names if kernel >= kernels.SYSCTL_FIRST else frozenset()
-    applied = np.empty(1 << 16, dtype=np.uint32)
-    always = np.zeros(1 << 16, dtype=bool)
-    flagged = np.zeros(1 << 16, dtype=bool)
+    table = np.zeros(1 << 16, dtype=np.uint32)
     category = {SECCOMP_RET_KILL_PROCESS: ("kill_process", False),
                 SECCOMP_RET_KILL_THREAD: ("kill_thread", False), SECCOMP_RET_LOG: ("log", False),
                 SECCOMP_RET_TRAP: ("trap", True), SECCOMP_RET_ERRNO: ("errno", True),
-                SECCOMP_RET_TRACE: ("trace", True), SECCOMP_RET_USER_NOTIF: ("user_notif", True),
-                SECCOMP_RET_ALLOW: ("allow", False)}
+                SECCOMP_RET_TRACE: ("trace", not env.tracer),   # a tracer resumes: not logged
+                SECCOMP_RET_USER_NOTIF: ("user_notif", True), SECCOMP_RET_ALLOW: ("allow", False)}
     for hi in range(1 << 16):
         name, action = acts_as(hi << 16, kernel)
-        applied[hi] = action
+        bits = action
+        if winner([hi << 16], kernel)[1] is not None:
+            bits |= _MATCHES
         cat, needs_flag = ("kill_process", False) if name == "UNKNOWN" else category[action]
-        if cat in names:
-            always[hi] = not needs_flag
-            flagged[hi] = needs_flag
-    if env.tracer:
-        flagged[SECCOMP_RET_TRACE >> 16] = False  # handed to the tracer (see process_outcome)
-    return applied, always, flagged
+        if cat in names and not (action == SECCOMP_RET_TRACE and env.tracer):
+            bits |= _FLAGGED if needs_flag else _ALWAYS
+        table[hi] = bits
+    return table
 
 
-_TABLE_CACHE: dict[Environment, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+_TABLE_CACHE: dict[tuple, np.ndarray] = {}
 
 
-def tables(env: Environment) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    key = Environment(env.actions_logged, env.tracer, None, 1, env.kernel)
+def table(env: Environment, log_flag: bool | None = None) -> np.ndarray:
+    """The cached :func:`_table`; with ``log_flag`` (one filter) bit 0 is the final answer."""
+    key = (env.actions_logged, env.tracer, env.kernel, log_flag)
     found = _TABLE_CACHE.get(key)
     if found is None:
-        found = _TABLE_CACHE[key] = _tables(key)
+        base = _TABLE_CACHE.get(key[:3] + (None,))
+        if base is None:
+            base = _TABLE_CACHE[key[:3] + (None,)] = _table(env)
+        found = base
+        if log_flag is not None:
+            logged = (base & _ALWAYS) | ((base & _FLAGGED) >> 1 if log_flag else 0)
+            found = (base & ~np.uint32(_ALWAYS | _FLAGGED)) | logged.astype(np.uint32)
+        _TABLE_CACHE[key] = found
     return found
 
 
-def detail_from_values(values: Sequence[np.ndarray], flags: Sequence[int], nr: np.ndarray,
-                       arch: np.ndarray, env: Environment | None = None) -> BatchDetail:
-    """Vectorised :func:`process_outcome` fields over per-filter value arrays (OLDEST first)."""
+def _high_halves(retval: np.ndarray) -> np.ndarray:
+    if retval.dtype.byteorder in ("=", "|") and np.little_endian:
+        return retval.view(np.uint16)[1::2]          # no shift pass: a strided view
+    return retval >> np.uint32(16)
+
+
+def detail_from_values(values: Sequence[np.ndarray], flags: Sequence[int], nr: np.ndarray | None,
+                       arch: np.ndarray | None, env: Environment | None = None) -> BatchDetail:
+    """Vectorised :func:`process_outcome` fields over per-filter value arrays (OLDEST first).
+
+    Whole-array numpy only: one pass per filter to find the winner (none for a
+    single filter) and one table gather for action, matching and logging. With
+    ``nr``/``arch`` None the values already account for the uretprobe/uprobe
+    bypass (:func:`bypass_variant`); else it is applied here.
+    """
     env = env or Environment()
     kernel = env.kernel
-    n = len(values[0])
     if len(values) == 1:
         retval = values[0]
-        if kernel >= kernels.SYSCTL_FIRST:
-            match = np.where(retval.view(np.int32) < np.int32(SECCOMP_RET_ALLOW),
-                             np.int8(0), np.int8(-1))
-        else:
-            match = np.where((retval & np.uint32(_PRE_414_MASK)) < np.uint32(SECCOMP_RET_ALLOW),
-                             np.int8(0), np.int8(-1))
-        retval = np.where(match >= 0, retval, np.uint32(SECCOMP_RET_ALLOW))   # ALLOW data dropped
+        tv = np.take(table(env, bool(flags[0] & SECCOMP_FILTER_FLAG_LOG)), retval >> np.uint32(16))
+        matches = (tv & np.uint32(_MATCHES)).astype(bool)
+        match = matches.view(np.int8) - np.int8(1)
+        logged = (tv & np.uint32(_ALWAYS)).astype(bool)
+        # ALLOW data dropped: retval - (retval & 0xffff) where no filter matched
+        retval = retval - (retval & np.uint32(0xFFFF)) * ~matches
     else:
+        n = len(values[0])
         retval = np.full(n, SECCOMP_RET_ALLOW, dtype=np.uint32)
         match = np.full(n, -1, dtype=np.int8)
         if kernel >= kernels.SYSCTL_FIRST:
-            best = np.full(n, np.int32(SECCOMP_RET_ALLOW), dtype=np.int32)
+            best = np.full(n, SECCOMP_RET_ALLOW, dtype=np.int32)
             mask, view = np.int32(-65536), np.int32
         else:
             best = np.full(n, SECCOMP_RET_ALLOW, dtype=np.uint32)
@@ -345,25 +367,124 @@ def detail_from_values(values: Sequence[np.ndarray], flags: Sequence[int], nr: n
         for i in range(len(values) - 1, -1, -1):     # newest first; strict < keeps the newest
             key = values[i].view(view) & mask
             take = key < best
-            best[take] = key[take]
-            retval[take] = values[i][take]
-            match[take] = i
-    applied_t, always_t, flagged_t = tables(env)
-    hi = retval >> np.uint32(16)
-    action = applied_t[hi]
-    log_flags = np.array([bool(f & SECCOMP_FILTER_FLAG_LOG) for f in flags] + [False])
-    if len(values) == 1:
-        logged = always_t[hi] | flagged_t[hi] if log_flags[0] else always_t[hi]
-        logged = logged & (match >= 0)
-    else:
-        logged = always_t[hi] | (flagged_t[hi] & log_flags[match])   # match -1 -> the False pad
-        logged &= match >= 0
-    if kernel >= (6, 11):
-        by = (arch == np.uint32(AUDIT_ARCH_X86_64)) & (
-            (nr == 335) | ((nr == 336) if kernel >= (6, 17) else False))
-        if by.any():
-            retval = np.where(by, np.uint32(SECCOMP_RET_ALLOW), retval)
-            action = np.where(by, np.uint32(SECCOMP_RET_ALLOW), action)
-            match = np.where(by, np.int8(-1), match)
-            logged = logged & ~by
+            np.copyto(best, key, where=take)
+            np.copyto(retval, values[i], where=take)
+            np.copyto(match, np.int8(i), where=take)
+        tv = np.take(table(env), retval >> np.uint32(16))
+        log_flags = np.array([bool(f & SECCOMP_FILTER_FLAG_LOG) for f in flags] + [False])
+        logged = (tv & np.uint32(_ALWAYS)).astype(bool)
+        logged |= (tv & np.uint32(_FLAGGED)).astype(bool) & np.take(log_flags, match)
+    action = tv & np.uint32(0xFFFF0000)
+    if nr is not None and kernel >= BYPASS[335][1]:
+        idx = np.flatnonzero(match >= 0)
+        if len(idx):
+            sub_nr = nr[idx]
+            hit = (sub_nr == 335) | ((sub_nr == 336) if kernel >= BYPASS[336][1] else False)
+            if hit.any():
+                by = idx[hit]
+                by = by[arch[by] == np.uint32(AUDIT_ARCH_X86_64)]
+                retval[by] = SECCOMP_RET_ALLOW
+                action[by] = SECCOMP_RET_ALLOW
+                match[by] = -1
+                logged[by] = False
     return BatchDetail(retval, action, match, logged)
+
+
+def bypass_nrs(kernel: Version) -> tuple[int, ...]:
+    return tuple(nr for nr, (_, since) in sorted(BYPASS.items()) if kernel >= since)
+
+
+def bypass_variant(filt, kernel: Version):
+    """``filt`` with a prologue returning ALLOW for the records that bypass seccomp.
+
+    To the detail a bypassed record is exactly an ALLOW (no match, not logged),
+    so the compiled code answers it in the same pass; the prologue ends with
+    ``ld #0`` (A = 0 again, X and M untouched). None when there is nothing to
+    bypass or no room (4096 instructions).
+    """
+    from .filter import compile as compile_filter
+    from .program import Instruction, Program
+    nrs = bypass_nrs(kernel)
+    if not nrs or len(filt.program) + 4 + len(nrs) > 4096:
+        return None
+    cache = filt.__dict__.setdefault("_bypass_variants", {})
+    if nrs not in cache:
+        n = len(nrs)
+        prologue = [Instruction(0x20, 0, 0, 4),                        # ld [arch]
+                    Instruction(0x15, 0, n + 2, AUDIT_ARCH_X86_64),     # jeq #X86_64, +0, ld #0
+                    Instruction(0x20, 0, 0, 0)]                         # ld [nr]
+        for i, nr in enumerate(nrs):                                    # jeq #nr, ret ALLOW
+            last = i == n - 1
+            prologue.append(Instruction(0x15, n - 1 - i, 1 if last else 0, nr))
+        prologue += [Instruction(0x06, 0, 0, SECCOMP_RET_ALLOW),        # ret ALLOW
+                     Instruction(0x00, 0, 0, 0)]                        # ld #0
+        program = Program(prologue + list(filt.program), endian=filt.program.endian,
+                          source=f"{filt.program.source} with the uprobe bypass")
+        cache[nrs] = compile_filter(program, backend=filt.backend, arch=filt.layout,
+                                    flags=filt.flags)
+    return cache[nrs]
+
+
+#: records per block of :func:`detail_batch`: the block's records stay in cache between the
+#: filters' passes and the bypass test
+DETAIL_BLOCK = 1 << 15
+
+
+def detail_batch(filters, flags: Sequence[int], recs: np.ndarray, env: Environment | None = None,
+                 threads: int = 1) -> BatchDetail:
+    """Evaluate ``filters`` (OLDEST first) over ``recs`` block by block and build the detail."""
+    env = env or Environment()
+    n = len(recs)
+    out = BatchDetail(np.empty(n, np.uint32), np.empty(n, np.uint32), np.empty(n, np.int8),
+                      np.empty(n, bool))
+    variants = [bypass_variant(f, env.kernel) for f in filters]
+    if bypass_nrs(env.kernel) and None in variants:
+        nr, arch = recs["nr"], recs["arch"]           # no room for a prologue: test here
+        variants = filters
+    else:
+        variants = [v or f for v, f in zip(variants, filters)]
+        nr = arch = None
+    size = min(n, DETAIL_BLOCK)
+    buffers = [np.empty(size, np.uint32) for _ in filters]
+    if len(filters) == 1 and nr is None:
+        _single_blocks(variants[0], flags[0], recs, env, threads, buffers[0], out)
+        return out
+    for a in range(0, n, DETAIL_BLOCK):
+        b = min(n, a + DETAIL_BLOCK)
+        block = recs[a:b]
+        values = [f.evaluate_batch(block, buf[:b - a], threads=threads)
+                  for f, buf in zip(variants, buffers)]
+        d = detail_from_values(values, flags, None if nr is None else nr[a:b],
+                               None if arch is None else arch[a:b], env)
+        out.retval[a:b] = d.retval
+        out.action[a:b] = d.action
+        out.matching_filter[a:b] = d.matching_filter
+        out.logged[a:b] = d.logged
+    return out
+
+
+def _single_blocks(filt, flags: int, recs: np.ndarray, env: Environment, threads: int,
+                   buf: np.ndarray, out: BatchDetail) -> None:
+    """The one-filter detail, block by block: one table gather, every step writing in place."""
+    tab = table(env, bool(flags & SECCOMP_FILTER_FLAG_LOG))
+    size = len(buf)
+    index = np.empty(size, np.intp)
+    tmp = np.empty(size, np.uint32)
+    allowed = np.empty(size, bool)
+    low_byte = 0 if np.little_endian else 3
+    for a in range(0, len(recs), size):
+        b = min(len(recs), a + size)
+        k = b - a
+        v, t, al, ix = buf[:k], tmp[:k], allowed[:k], index[:k]
+        act = out.action[a:b]
+        filt.evaluate_batch(recs[a:b], v, threads=threads)
+        np.right_shift(v, np.uint32(16), out=ix)
+        np.take(tab, ix, out=act, mode="clip")                   # action | flag bits
+        np.bitwise_and(act.view(np.uint8)[low_byte::4], np.uint8(_ALWAYS),
+                       out=out.logged[a:b].view(np.uint8))
+        np.bitwise_and(act, np.uint32(0xFFFF0000), out=act)
+        np.equal(act, np.uint32(SECCOMP_RET_ALLOW), out=al)      # no filter matched
+        np.subtract(np.int8(0), al.view(np.int8), out=out.matching_filter[a:b])
+        np.bitwise_and(v, np.uint32(0xFFFF), out=t)
+        np.multiply(t, al, out=t)                                # ALLOW data dropped
+        np.subtract(v, t, out=out.retval[a:b])

@@ -129,10 +129,8 @@ class Stack:
                        threads: int = 1, detail: bool = False, env=None):
         """The stack's values per record; ``detail=True``: a :class:`bpfjit.process.BatchDetail`."""
         if detail:
-            from .process import detail_from_values
-            recs = records.validate(records_)
-            values = [f.evaluate_batch(recs, threads=threads) for f in self.filters]
-            return detail_from_values(values, self.flags, recs["nr"], recs["arch"], env)
+            from .process import detail_batch
+            return detail_batch(self.filters, self.flags, records.validate(records_), env, threads)
         recs = records.validate(records_)
         n = len(recs)
         out = np.empty(n, dtype=np.uint32) if out is None else records.validate_out(out, n)
