@@ -134,8 +134,9 @@ class ProcessOutcome:
     bypass: bool = False
     notes: tuple[str, ...] = field(default=())
 
-    def __str__(self) -> str:
-        log = ", logged" if self.logged else ""
+    def effect(self) -> str:
+        """What the process sees, in words (without the logging)."""
+        log = ""
         if self.bypass:
             return "runs: this syscall never reaches seccomp filters"
         if self.killed == "process":
@@ -154,6 +155,9 @@ class ProcessOutcome:
             name = errno_mod.errorcode.get(self.errno, "")
             return f"returns -{self.errno}{f' ({name})' if name else ''}{log}"
         return f"runs{log}"
+
+    def __str__(self) -> str:
+        return self.effect() + (", logged" if self.logged else "")
 
     def as_dict(self) -> dict:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "notes"}

@@ -9,6 +9,7 @@ import click
 from . import InputProblem, common_load_options, load_program
 from ..errors import BpfjitError
 from ..seccomp.actions import Action, outcome, stack_retval
+from .process_options import parse_flags, process_fields, process_line, process_options
 
 BACKENDS = click.Choice(["auto", "llvm", "numba", "reference", "kernel"])
 
@@ -52,10 +53,13 @@ def _describe(retval: int, arch_name: str, nr: int, audit: int) -> dict:
 @click.option("--trace", is_flag=True, help="Print each instruction executed with A and X.")
 @click.option("--backend", type=BACKENDS, default="reference", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--flags", "flag_texts", multiple=True, metavar="FLAGS",
+              help="SECCOMP_FILTER_FLAG_* the filter is installed with, e.g. LOG,NEW_LISTENER.")
+@process_options
 @common_load_options
 def eval_(filter_file: str, syscall: str, args: tuple[str, ...], arch: str | None,
           instruction_pointer: str, trace: bool, backend: str, as_json: bool,
-          fmt: str | None, endian: str | None) -> None:
+          fmt: str | None, endian: str | None, flag_texts=(), env=None) -> None:
     """What FILTER does to SYSCALL (name or number) with ARGS.
 
     Prints the action the program returns (ALLOW, ERRNO(1), KILL_PROCESS...),
@@ -76,9 +80,13 @@ def eval_(filter_file: str, syscall: str, args: tuple[str, ...], arch: str | Non
         steps = f.trace(nr, values, None, ip).steps if trace else ()
     except ValueError as exc:
         raise InputProblem(str(exc)) from None
+    from ..process import process_outcome
+    flags = parse_flags(flag_texts, 1)
+    proc = process_outcome([retval], flags, nr, audit, env)
     info = _describe(retval, f.layout.name, nr, audit)
     info.update({"syscall": syscall, "nr": nr, "arch": f.layout.name, "audit_arch": audit,
                  "args": list(values), "instruction_pointer": ip, "backend": f.backend})
+    info.update(process_fields(proc, flags))
     if as_json:
         if trace:
             info["trace"] = [{"index": s.index, "insn": _instruction_text(f.program, s.index, arch),
@@ -88,7 +96,7 @@ def eval_(filter_file: str, syscall: str, args: tuple[str, ...], arch: str | Non
     for s in steps:
         click.echo(f"{s.index:5d}  {_instruction_text(f.program, s.index, arch):<44s} "
                    f"A={s.A:#010x} X={s.X:#010x}")
-    click.echo(f"{info['action']}  (retval {info['retval_hex']}; the kernel: {info['kernel']})")
+    click.echo(f"{info['action']}  (retval {info['retval_hex']}; {process_line(proc)})")
 
 
 @click.command()
@@ -100,10 +108,13 @@ def eval_(filter_file: str, syscall: str, args: tuple[str, ...], arch: str | Non
 @click.option("--ip", "instruction_pointer", default="0", help="seccomp_data.instruction_pointer.")
 @click.option("--backend", type=BACKENDS, default="reference", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--flags", "flag_texts", multiple=True, metavar="FLAGS",
+              help="Flags of each filter, once per -f in the same order (0 for none).")
+@process_options
 @common_load_options
 def stack(filters: tuple[str, ...], syscall: str, args: tuple[str, ...], arch: str | None,
           instruction_pointer: str, backend: str, as_json: bool, fmt: str | None,
-          endian: str | None) -> None:
+          endian: str | None, flag_texts=(), env=None) -> None:
     """What a stack of filters (one process) does to SYSCALL with ARGS.
 
     Every filter runs; the kernel keeps the most restrictive action (ties: the
@@ -124,16 +135,20 @@ def stack(filters: tuple[str, ...], syscall: str, args: tuple[str, ...], arch: s
         retval = stack_retval(each)
     except ValueError as exc:
         raise InputProblem(str(exc)) from None
+    from ..process import process_outcome
+    flags = parse_flags(flag_texts, len(filters))
+    proc = process_outcome(each, flags, nr, audit, env)
     info = _describe(retval, s.layout.name, nr, audit)
     info.update({"syscall": syscall, "nr": nr, "arch": s.layout.name, "filters": [
         {"file": path, "action": str(Action.from_value(v)), "retval": v}
         for path, v in zip(filters, each)]})
+    info.update(process_fields(proc, flags))
     if as_json:
         click.echo(json.dumps(info))
         return
     for i, (path, v) in enumerate(zip(filters, each)):
         click.echo(f"  filter {i} {path}: {Action.from_value(v)}")
-    click.echo(f"{info['action']}  (retval {info['retval_hex']}; the kernel: {info['kernel']})")
+    click.echo(f"{info['action']}  (retval {info['retval_hex']}; {process_line(proc)})")
 
 
 @click.command()

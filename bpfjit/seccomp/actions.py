@@ -169,7 +169,7 @@ class Outcome:
 
     def __str__(self) -> str:
         if self.kind == "errno":
-            return f"returns -{self.errno}"
+            return f"returns -{self.errno}" if self.errno else "returns 0 without running"
         if self.kind == "trap":
             return f"SIGSYS (si_errno={self.data})"
         if self.kind == "bypass":
