@@ -232,11 +232,13 @@ class Filter:
         the backend releases the GIL (results are identical to one thread).
         ``detail=True``: return a :class:`bpfjit.process.BatchDetail` instead
         (winning value, applied action, matching filter, logged; ``env`` a
-        :class:`bpfjit.process.Environment`), computed with whole-array numpy.
+        :class:`bpfjit.process.Environment`), computed with whole-array numpy;
+        ``out`` may then be a BatchDetail to fill (``bpfjit.process.empty_detail(n)``).
         """
         if detail:
-            from .process import detail_batch
-            return detail_batch([self], [self.flags], records.validate(records_), env, threads)
+            from .batch_detail import detail_batch
+            return detail_batch([self], [self.flags], records.validate(records_), env, threads,
+                                out)
         recs = records.validate(records_)
         if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
             raise InputError(f"threads must be a positive int, not {threads!r}")

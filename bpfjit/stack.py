@@ -129,8 +129,9 @@ class Stack:
                        threads: int = 1, detail: bool = False, env=None):
         """The stack's values per record; ``detail=True``: a :class:`bpfjit.process.BatchDetail`."""
         if detail:
-            from .process import detail_batch
-            return detail_batch(self.filters, self.flags, records.validate(records_), env, threads)
+            from .batch_detail import detail_batch
+            return detail_batch(self.filters, self.flags, records.validate(records_), env,
+                                threads, out)
         recs = records.validate(records_)
         n = len(recs)
         out = np.empty(n, dtype=np.uint32) if out is None else records.validate_out(out, n)

@@ -280,3 +280,52 @@ def test_listener_fd_is_what_new_listener_returns():
     assert res.installs[0][0] >= 3
     assert install_check(prog(ALLOW), NEW_LISTENER).returns == "listener fd"
     assert os.path.exists("/proc/sys/kernel/seccomp/actions_avail")
+
+
+@pytest.mark.slow
+def test_kmsg_carries_the_same_records_under_the_printk_rate_limit(audit):
+    """Without auditd, records also go to /dev/kmsg through printk_ratelimit() (burst
+    /proc/sys/kernel/printk_ratelimit_burst per printk_ratelimit seconds, shared with every
+    other ratelimited printk). Every record kmsg shows for our probes must equal the netlink
+    one; the ones it drops are announced as 'kauditd_printk_skb: N callbacks suppressed'."""
+    import re
+    import time
+    with open("/proc/sys/kernel/printk_ratelimit") as fh:
+        interval = int(fh.read())
+    with open("/proc/sys/kernel/printk_ratelimit_burst") as fh:
+        burst = int(fh.read())
+    fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        os.lseek(fd, 0, os.SEEK_END)
+        time.sleep(interval + 0.5)                     # start from a fresh rate-limit window
+        probes = [sp.run_probe([(0, sp.guarded(LOG))]) for _ in range(burst + 5)]
+        time.sleep(interval + 0.5)
+        probes.append(sp.run_probe([(0, sp.guarded(LOG))]))   # reports the suppressed count
+        audit.barrier()
+        time.sleep(0.2)
+        lines = []
+        while True:
+            try:
+                lines.append(os.read(fd, 8192).decode(errors="replace"))
+            except BlockingIOError:
+                break
+    finally:
+        os.close(fd)
+    pids = {p.pid for p in probes}
+    seen = {}
+    suppressed = 0
+    for line in lines:
+        m = sp._RECORD.search(line)
+        if "type=1326" in line and m and int(m.group(1)) in pids:
+            seen[int(m.group(1))] = sp.AuditRecord(int(m.group(1)), int(m.group(2)),
+                                                   int(m.group(3), 16), int(m.group(4)),
+                                                   int(m.group(5), 16))
+        found = re.search(r"kauditd_printk_skb: (\d+) callbacks suppressed", line)
+        if found:
+            suppressed += int(found.group(1))
+    for pid, rec in seen.items():
+        assert audit.of(pid) == [rec]                  # kmsg and netlink agree record for record
+    assert all(audit.of(p.pid) for p in probes)       # netlink has every one
+    assert len(seen) < len(probes) and suppressed >= len(probes) - 1 - len(seen)
+    print(f"\nkmsg: {len(seen)} of {len(probes)} records shown, {suppressed} suppressed "
+          f"(burst {burst} per {interval} s)")

@@ -74,3 +74,18 @@ def test_bypass_is_keyed_on_the_records_arch_value_not_the_layout():
     d = x86.evaluate_batch(records(), detail=True)
     assert d.matching_filter.tolist() == [0, 0, 0, -1, -1, 0, 0, 0]
     assert d.logged.tolist() == [True] * 3 + [False] * 2 + [True] * 3
+
+
+def test_detail_of_a_program_returning_a_register_value():
+    """``ret a`` gets the bypass as a prologue; its ALLOW data is dropped as the kernel does."""
+    prog = bpfjit.load("ld [nr]\nadd #0x50000\njeq #0x50002, allow\nret a\n"
+                       "allow: ld #0x7fff0009\nret a\n")
+    f = bpfjit.compile(prog, backend="reference", arch="x86_64", flags="LOG")
+    recs = records()
+    d = f.evaluate_batch(recs, detail=True)
+    for i, rec in enumerate(recs):
+        o = f.process(int(rec["nr"]), arch=int(rec["arch"]))
+        assert int(d.matching_filter[i]) == (-1 if o.matching_filter is None else 0)
+        assert bool(d.logged[i]) == o.logged
+        assert int(d.retval[i]) == (0x7FFF0000 if o.bypass else o.retval)
+    assert d.retval[1] == 0x7FFF0000 and d.matching_filter[3] == -1 and d.retval[0] == 0x50001
