@@ -14,9 +14,10 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 
+import numpy as np
 import seccomp_probe as sp
 
-from bpfjit import Program, Stack
+from bpfjit import SECCOMP_DATA, Program, Stack
 from bpfjit.install import install_check
 from bpfjit.process import Environment, process_outcome
 from bpfjit.seccomp import kernels
@@ -63,6 +64,7 @@ class Tally:
     match_observable: int = 0
     match_agree: int = 0
     effect_agree: int = 0
+    batch_agree: int = 0
     disagreements: list = field(default_factory=list)
     actions: Counter = field(default_factory=Counter)
 
@@ -72,7 +74,8 @@ class Tally:
                 f"{self.logged_agree}/{self.stacks} ({self.logged_true} logged); audit code agree "
                 f"{self.code_agree}/{self.logged_true}; matching filter agree "
                 f"{self.match_agree}/{self.match_observable} observable; effect agree "
-                f"{self.effect_agree}/{self.stacks}")
+                f"{self.effect_agree}/{self.stacks}; batch detail logged agree "
+                f"{self.batch_agree}/{self.stacks}")
 
 
 def _effect(res: sp.ProbeResult) -> tuple:
@@ -155,6 +158,19 @@ def _compare(spec, installed, programs, res, reader, tally: Tally, env: Environm
             tally.code_agree += 1
         else:
             tally.disagreements.append(("code", spec, installed, model, records))
+    if installed:       # the batch form (Stack.evaluate_batch(detail=True)) against the records
+        stack = Stack([programs[i] for i in installed], backend="reference", arch="x86_64",
+                      flags=[spec[i][0] for i in installed])
+        rec = np.zeros(1, dtype=SECCOMP_DATA)
+        rec["nr"], rec["arch"] = sp.PROBE_NR, 0xC000003E
+        d = stack.evaluate_batch(rec, detail=True, env=env)
+        if bool(d.logged[0]) == bool(records) and int(d.matching_filter[0]) == (
+                -1 if model.matching_filter is None else model.matching_filter):
+            tally.batch_agree += 1
+        else:
+            tally.disagreements.append(("batch", spec, installed, d, records))
+    elif not records:
+        tally.batch_agree += 1
     got = _effect(res)
     want = _model_effect(model) if model else ("runs",)
     if got == want:

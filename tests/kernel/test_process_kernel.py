@@ -82,7 +82,7 @@ def test_random_stacks_agree_with_audit_records(audit):
     tally = pa.Tally()
     pa.run(pa.stacks_for(seed=8, count=150), audit, tally)
     assert not tally.disagreements, tally.disagreements[:5]
-    assert tally.logged_agree == tally.stacks == 150
+    assert tally.logged_agree == tally.batch_agree == tally.stacks == 150
     assert tally.match_observable > 20
 
 
@@ -93,6 +93,7 @@ def test_big_random_sample_agrees_with_audit_records(audit, capsys):
     with capsys.disabled():
         print("\nprocess model vs kernel:", tally.summary(), dict(tally.actions))
     assert not tally.disagreements, tally.disagreements[:5]
+    assert tally.batch_agree == tally.stacks
 
 
 def _write_actions_logged(text: str) -> int:
