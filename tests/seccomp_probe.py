@@ -16,7 +16,8 @@ Options: -N no PR_SET_NO_NEW_PRIVS; -u drop to uid/gid 65534 first (no CAP_SYS_A
 -c close every listener fd right after its install; -s catch SIGSYS (SA_SIGINFO);
 -t make the call from a second thread; -l INDEX serve filter INDEX's listener from a
 thread (answers EPERM); -T PTRACE_TRACEME + SIGSTOP first (the caller traces);
--d allow core dumps (RLIMIT_CORE); -a ACTION: seccomp(SECCOMP_GET_ACTION_AVAIL, FLAGS)
+-d allow core dumps (RLIMIT_CORE); -e execve the probe itself (no filters on its command line)
+before the call, to show that filters survive execve; -a ACTION: seccomp(SECCOMP_GET_ACTION_AVAIL, FLAGS)
 instead (prints ``A <ret> <errno>``; FLAGS from -F).
 
 Audit records: the NETLINK_AUDIT multicast group AUDIT_NLGRP_READLOG receives every
@@ -101,10 +102,10 @@ static int hexval(char c) {
 
 int main(int argc, char **argv) {
     int nnp = 1, drop = 0, close_l = 0, catch_sys = 0, thread = 0, serve_idx = -1, trace = 0;
-    int core = 0, avail = 0; unsigned avail_flags = 0; unsigned long avail_action = 0;
+    int core = 0, avail = 0, reexec = 0; unsigned avail_flags = 0; unsigned long avail_action = 0;
     int opt;
     alarm(10);
-    while ((opt = getopt(argc, argv, "+Nucstl:TdaA:F:")) != -1) {
+    while ((opt = getopt(argc, argv, "+Nucstl:TdaeA:F:")) != -1) {
         switch (opt) {
         case 'N': nnp = 0; break;
         case 'u': drop = 1; break;
@@ -115,6 +116,7 @@ int main(int argc, char **argv) {
         case 'T': trace = 1; break;
         case 'd': core = 1; break;
         case 'a': avail = 1; break;
+        case 'e': reexec = 1; break;
         case 'A': avail_action = strtoul(optarg, NULL, 0); break;
         case 'F': avail_flags = (unsigned)strtoul(optarg, NULL, 0); break;
         default: return 64;
@@ -167,6 +169,12 @@ int main(int argc, char **argv) {
             else if (close_l) close((int)r);
         }
         index++;
+    }
+    if (reexec) {
+        char nrbuf[32]; snprintf(nrbuf, sizeof nrbuf, "%ld", nr_call);
+        char *args[] = {argv[0], nrbuf, NULL};
+        execv("/proc/self/exe", args);
+        return 68;
     }
     pthread_t server;
     if (listener_fd >= 0) pthread_create(&server, NULL, serve, NULL);

@@ -269,9 +269,11 @@ def test_the_instruction_budget_refuses_with_enomem():
     assert E.ENOMEM in got and got[:got.index(E.ENOMEM) + 1] == want[:got.index(E.ENOMEM) + 1]
 
 
-def test_filters_are_inherited_by_forked_children_and_threads():
+def test_filters_are_inherited_by_forked_children_threads_and_execve():
     forked = sp.run_probe([(0, sp.guarded(ERRNO | 77)), "+"])
     assert forked.syscall == (-1, 77)
+    execed = sp.run_probe([(0, sp.guarded(ERRNO | 79))], options=["-e"])
+    assert execed.installs == [(0, 0)] and execed.syscall == (-1, 79)
     threaded = sp.run_probe([(0, sp.guarded(ERRNO | 78))], options=["-t"])
     assert threaded.syscall == (-1, 78) and threaded.thread_survivor
 
