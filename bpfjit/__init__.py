@@ -21,6 +21,8 @@ from .errors import (BackendUnavailable, BpfjitError, InputError, InvalidProgram
                      ProfileError, StackLimitError, UnknownArchError, UnknownSyscallError)
 from .filter import Filter, Trace, compile
 from .formats import dump, load
+from .install import InstallResult, install_check
+from .process import Environment, ProcessOutcome
 from .program import Instruction, Program, jump, stmt
 from .seccomp.actions import Action, Outcome
 from .seccomp.layouts import LAYOUTS, Layout, layout
@@ -34,4 +36,5 @@ __all__ = [
     "Filter", "Trace", "Stack", "Action", "Outcome", "Layout", "layout", "LAYOUTS", "SECCOMP_DATA",
     "BpfjitError", "LoadError", "InvalidProgram", "StackLimitError", "InputError",
     "UnknownSyscallError", "UnknownArchError", "BackendUnavailable", "ProfileError", "__version__",
+    "Environment", "ProcessOutcome", "install_check", "InstallResult",
 ]

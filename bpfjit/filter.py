@@ -50,21 +50,26 @@ _RESOLVED_MAX = 4096
 _PLAIN_INT = frozenset((int,))
 
 
-def compile(program: Program, backend: str = "auto", arch: "str | Layout | None" = None) -> "Filter":
+def compile(program: Program, backend: str = "auto", arch: "str | Layout | None" = None,
+            flags: "int | str" = 0) -> "Filter":
     """Check ``program`` and compile it for ``arch``'s seccomp_data layout with ``backend``.
 
     ``backend``: ``auto`` (llvm, else numba with a logged warning, else
     reference), ``llvm``, ``numba``, ``reference`` or ``kernel``. ``arch``: a
     libseccomp arch name such as ``x86_64`` or ``aarch64`` (default: the host).
+    ``flags``: the ``SECCOMP_FILTER_FLAG_*`` bits it is installed with (``LOG``,
+    ``NEW_LISTENER``... or a number), used by :meth:`Filter.process`.
     """
     if not isinstance(program, Program):
         raise TypeError(f"compile() takes a bpfjit.Program (see bpfjit.load), not "
                         f"{type(program).__name__}")
+    from .seccomp.kernels import parse_flags
+    bits = parse_flags(flags)
     lay = layouts.layout(arch)
     checked = check(program)
     if backend != "auto":
         evaluator = backends.get(backend).compile(checked, lay)
-        return Filter(checked, lay, evaluator, backend)
+        return Filter(checked, lay, evaluator, backend, flags=bits)
     failures = []
     for name in backends.AUTO_ORDER:
         try:
@@ -73,7 +78,7 @@ def compile(program: Program, backend: str = "auto", arch: "str | Layout | None"
             failures.append(f"{name}: {exc}")
             log.warning("bpfjit: backend %r failed (%s); falling back", name, exc)
             continue
-        return Filter(checked, lay, evaluator, name)
+        return Filter(checked, lay, evaluator, name, flags=bits)
     raise BackendUnavailable("no backend could compile this program: " + "; ".join(failures))
 
 
@@ -104,8 +109,10 @@ class Filter:
     """A compiled seccomp filter. ``evaluate()`` one call, ``evaluate_batch()`` an array."""
 
     def __init__(self, program: CheckedProgram, layout: Layout, evaluator: "Evaluator",
-                 backend: str):
+                 backend: str, flags: int = 0):
         self.program = program
+        #: SECCOMP_FILTER_FLAG_* bits this filter is installed with (bpfjit.process)
+        self.flags = flags
         self.layout = layout
         self.evaluator = evaluator
         self.backend = backend
@@ -208,14 +215,30 @@ class Filter:
         return outcome(stack_retval([retval]), arch_name=self.layout.name, nr=number,
                        audit_arch=audit)
 
+    def process(self, nr: "int | str", args: Sequence[int] = (), arch: "int | str | None" = None,
+                instruction_pointer: int = 0, env=None):
+        """:class:`bpfjit.process.ProcessOutcome`: this filter alone installed with ``self.flags``."""
+        from .process import process_outcome
+        number, audit = self.resolve(nr, arch)
+        value = self.evaluate(number, args, audit, instruction_pointer)
+        return process_outcome([value], [self.flags], number, audit, env)
+
     def evaluate_batch(self, records_: np.ndarray, out: np.ndarray | None = None, *,
-                       threads: int = 1) -> np.ndarray:
+                       threads: int = 1, detail: bool = False, env=None):
         """uint32 return values for a 1-D contiguous array of ``bpfjit.SECCOMP_DATA``.
 
         ``out``: a writable 1-D uint32 array of the same length to fill (else a
         new one). ``threads``: split the batch over up to this many threads when
         the backend releases the GIL (results are identical to one thread).
+        ``detail=True``: return a :class:`bpfjit.process.BatchDetail` instead
+        (winning value, applied action, matching filter, logged; ``env`` a
+        :class:`bpfjit.process.Environment`), computed with whole-array numpy;
+        ``out`` may then be a BatchDetail to fill (``bpfjit.process.empty_detail(n)``).
         """
+        if detail:
+            from .batch_detail import detail_batch
+            return detail_batch([self], [self.flags], records.validate(records_), env, threads,
+                                out)
         recs = records.validate(records_)
         if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
             raise InputError(f"threads must be a positive int, not {threads!r}")
@@ -235,7 +258,8 @@ class Filter:
 
     def _fill(self, recs: np.ndarray, out: np.ndarray, threads: int) -> None:
         n = len(recs)
-        threads = min(threads, os.cpu_count() or 1, max(1, n // MIN_RECORDS_PER_THREAD))
+        if threads > 1:
+            threads = min(threads, os.cpu_count() or 1, max(1, n // MIN_RECORDS_PER_THREAD))
         if threads == 1 or not getattr(self.evaluator, "releases_gil", False):
             self.evaluator.evaluate_batch(recs, out)
             return

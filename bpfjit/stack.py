@@ -71,9 +71,15 @@ class Stack:
     """Filters of one process, OLDEST FIRST (installation order), evaluated as the kernel does."""
 
     def __init__(self, filters: Sequence[Filter | Program], backend: str = "auto",
-                 arch: "str | Layout | None" = None):
+                 arch: "str | Layout | None" = None,
+                 flags: "Sequence[int | str] | None" = None):
+        """``flags``: per filter, the SECCOMP_FILTER_FLAG_* bits it was installed with (names
+        such as ``LOG,NEW_LISTENER`` or numbers; default: each Filter's own ``flags``, else 0)."""
+        from .seccomp.kernels import parse_flags
         if not filters:
             raise InputError("a stack needs at least one filter")
+        if flags is not None and len(flags) != len(filters):
+            raise InputError(f"{len(filters)} filters but {len(flags)} flag values")
         compiled = [f if isinstance(f, Filter) else compile(f, backend=backend, arch=arch)
                     for f in filters]
         layouts_ = {f.layout.byteorder for f in compiled}
@@ -82,6 +88,10 @@ class Stack:
         check_budget([f.program for f in compiled])
         self.filters: tuple[Filter, ...] = tuple(compiled)
         self.layout = compiled[-1].layout
+        #: SECCOMP_FILTER_FLAG_* bits of each filter, oldest first
+        self.flags: tuple[int, ...] = tuple(
+            parse_flags(x) for x in flags) if flags is not None else tuple(
+            f.flags for f in compiled)
 
     def __len__(self) -> int:
         return len(self.filters)
@@ -102,8 +112,26 @@ class Stack:
         return outcome(self.evaluate(number, args, audit, instruction_pointer),
                        arch_name=self.layout.name, nr=number, audit_arch=audit)
 
+    def process(self, nr: "int | str", args: Sequence[int] = (), arch: "int | str | None" = None,
+                instruction_pointer: int = 0, env=None):
+        """:class:`bpfjit.process.ProcessOutcome`: matching filter, logged, what the process sees."""
+        from .process import process_outcome
+        number, audit = self.filters[-1].resolve(nr, arch)
+        values = [f.evaluate(number, args, audit, instruction_pointer) for f in self.filters]
+        return process_outcome(values, self.flags, number, audit, env)
+
+    def install_check(self, program: Program, flags: "int | str" = 0, env=None):
+        """Would installing ``program`` with ``flags`` on top of this stack succeed? (bpfjit.install)"""
+        from .install import install_check
+        return install_check(program, flags, [f.program for f in self.filters], self.flags, env)
+
     def evaluate_batch(self, records_: np.ndarray, out: np.ndarray | None = None, *,
-                       threads: int = 1) -> np.ndarray:
+                       threads: int = 1, detail: bool = False, env=None):
+        """The stack's values per record; ``detail=True``: a :class:`bpfjit.process.BatchDetail`."""
+        if detail:
+            from .batch_detail import detail_batch
+            return detail_batch(self.filters, self.flags, records.validate(records_), env,
+                                threads, out)
         recs = records.validate(records_)
         n = len(recs)
         out = np.empty(n, dtype=np.uint32) if out is None else records.validate_out(out, n)

@@ -33,6 +33,7 @@ VERBS = {
     "diff": ("diff", "command"),
     "explain": ("explain", "command"),
     "test": ("expect", "command"),
+    "install-check": ("install_check", "command"),
 }
 
 

@@ -9,6 +9,7 @@ import click
 from . import InputProblem, common_load_options, load_program
 from ..errors import BpfjitError
 from ..seccomp.actions import Action, outcome, stack_retval
+from .process_options import parse_flags, process_fields, process_line, process_options
 
 BACKENDS = click.Choice(["auto", "llvm", "numba", "reference", "kernel"])
 
@@ -47,14 +48,10 @@ def _arch_hint(program, layout) -> str | None:
     """A hint when the filter's arch checks never accept the record's arch (``--arch`` mismatch)."""
     from .. import opcodes as op
     from ..formats import symbols
-    accepted, held = set(), None
-    for ins in program:
-        if ins.code == op.BPF_LD | op.BPF_W | op.BPF_ABS:
-            held = ins.k
-        elif held == 4 and ins.code == op.BPF_JMP | op.BPF_JEQ | op.BPF_K:
-            accepted.add(ins.k)
-        elif ins.code not in op.CONDITIONAL_JUMPS:
-            held = None
+    from ..formats.disasm import _cached
+    listing = _cached(program, layout)         # which word A holds at each instruction
+    accepted = {ins.k for i, ins in enumerate(program)
+                if ins.code == op.BPF_JMP | op.BPF_JEQ | op.BPF_K and listing.states[i][0] == "arch"}
     if not accepted or layout.audit_arch in accepted:
         return None
     names = ", ".join(sorted(symbols.AUDIT_ARCH_NAMES.get(a, f"{a:#x}") for a in accepted))
@@ -101,10 +98,13 @@ NEGATIVE_OK = {"ignore_unknown_options": True}
               help="Print each instruction executed, with the values A and X hold before it.")
 @click.option("--backend", type=BACKENDS, default="reference", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--flags", "flag_texts", multiple=True, metavar="FLAGS",
+              help="SECCOMP_FILTER_FLAG_* the filter is installed with, e.g. LOG,NEW_LISTENER.")
+@process_options
 @common_load_options
 def eval_(filter_file: str, syscall: str, args: tuple[str, ...], arch: str | None,
           instruction_pointer: str, trace: bool, backend: str, as_json: bool,
-          fmt: str | None, endian: str | None) -> None:
+          fmt: str | None, endian: str | None, flag_texts=(), env=None) -> None:
     """What FILTER does to SYSCALL (name or number) with ARGS.
 
     Prints the action the program returns (ALLOW, ERRNO(1), KILL_PROCESS...),
@@ -124,9 +124,13 @@ def eval_(filter_file: str, syscall: str, args: tuple[str, ...], arch: str | Non
         steps = f.trace(nr, values, None, ip).steps if trace else ()
     except ValueError as exc:
         raise InputProblem(str(exc)) from None
+    from ..process import process_outcome
+    flags = parse_flags(flag_texts, 1)
+    proc = process_outcome([retval], flags, nr, audit, env)
     info = _describe(retval, f.layout.name, nr, audit)
     info.update({"syscall": syscall, "nr": nr, "arch": f.layout.name, "audit_arch": audit,
                  "args": list(values), "instruction_pointer": ip, "backend": f.backend})
+    info.update(process_fields(proc, flags))
     if as_json:
         if trace:
             info["trace"] = [{"index": s.index, "insn": _instruction_text(f.program, s.index, arch),
@@ -138,7 +142,7 @@ def eval_(filter_file: str, syscall: str, args: tuple[str, ...], arch: str | Non
     for s in steps:
         click.echo(f"{s.index:5d}  {_instruction_text(f.program, s.index, arch):<44s} "
                    f"A={s.A:#010x} X={s.X:#010x}")
-    click.echo(f"{info['action']}  (retval {info['retval_hex']}; the kernel: {info['kernel']})")
+    click.echo(f"{info['action']}  (retval {info['retval_hex']}; {process_line(proc)})")
     hint = _arch_hint(f.program, f.layout)
     if hint:
         click.echo(hint, err=True)
@@ -153,10 +157,13 @@ def eval_(filter_file: str, syscall: str, args: tuple[str, ...], arch: str | Non
 @click.option("--ip", "instruction_pointer", default="0", help="seccomp_data.instruction_pointer.")
 @click.option("--backend", type=BACKENDS, default="reference", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--flags", "flag_texts", multiple=True, metavar="FLAGS",
+              help="Flags of each filter, once per -f in the same order (0 for none).")
+@process_options
 @common_load_options
 def stack(filters: tuple[str, ...], syscall: str, args: tuple[str, ...], arch: str | None,
           instruction_pointer: str, backend: str, as_json: bool, fmt: str | None,
-          endian: str | None) -> None:
+          endian: str | None, flag_texts=(), env=None) -> None:
     """What a stack of filters (one process) does to SYSCALL with ARGS.
 
     Every filter runs; the kernel keeps the most restrictive action (ties: the
@@ -178,16 +185,20 @@ def stack(filters: tuple[str, ...], syscall: str, args: tuple[str, ...], arch: s
         retval = stack_retval(each)
     except ValueError as exc:
         raise InputProblem(str(exc)) from None
+    from ..process import process_outcome
+    flags = parse_flags(flag_texts, len(filters))
+    proc = process_outcome(each, flags, nr, audit, env)
     info = _describe(retval, s.layout.name, nr, audit)
     info.update({"syscall": syscall, "nr": nr, "arch": s.layout.name, "filters": [
         {"file": path, "action": str(Action.from_value(v)), "retval": v}
         for path, v in zip(filters, each)]})
+    info.update(process_fields(proc, flags))
     if as_json:
         click.echo(json.dumps(info))
         return
     for i, (path, v) in enumerate(zip(filters, each)):
         click.echo(f"  filter {i} {path}: {Action.from_value(v)}")
-    click.echo(f"{info['action']}  (retval {info['retval_hex']}; the kernel: {info['kernel']})")
+    click.echo(f"{info['action']}  (retval {info['retval_hex']}; {process_line(proc)})")
 
 
 def _action_matcher(text: str):

@@ -158,21 +158,23 @@ def check(files: tuple[str, ...], as_json: bool, fmt: str | None, endian: str | 
 def dump(pid: int, index: int | None, output: str | None, arch: str | None) -> None:
     """Read the seccomp filters of a running process (root; PTRACE_SECCOMP_GET_FILTER).
 
-    Without -o, prints each filter disassembled, oldest first.
+    Without -o, prints each filter disassembled, oldest first, with its flags
+    (PTRACE_SECCOMP_GET_METADATA; the kernel keeps and reports LOG only).
     """
     from ..formats.disasm import disassemble
-    from ..formats.live import load_process
+    from ..formats.live import load_process_flags
+    from ..seccomp.kernels import flag_names
     try:
-        programs = load_process(pid, index)
+        found = load_process_flags(pid, index)
     except BpfjitError as exc:
         raise InputProblem(str(exc)) from None
-    for n, prog in enumerate(programs):
+    for n, (prog, flags) in enumerate(found):
         if output:
-            path = output if len(programs) == 1 else f"{output}.{n}"
+            path = output if len(found) == 1 else f"{output}.{n}"
             with open(path, "wb") as fh:
                 fh.write(prog.to_bytes())
-            click.echo(f"{path}: {len(prog)} instructions ({prog.source})")
+            click.echo(f"{path}: {len(prog)} instructions ({prog.source}), flags {flag_names(flags)}")
         else:
             click.echo(f"; {prog.source} — {len(prog)} instructions (filter {n} of "
-                       f"{len(programs)}, oldest first)")
+                       f"{len(found)}, oldest first), flags {flag_names(flags)}")
             click.echo(disassemble(prog, arch=arch), nl=False)

@@ -7,6 +7,11 @@ the tracer needs CAP_SYS_ADMIN. Filter 0 is the OLDEST (first installed) one:
 the opposite).
 We attach with ``PTRACE_SEIZE`` + ``PTRACE_INTERRUPT`` (the process does not
 see a SIGSTOP), copy each filter, and detach.
+
+:func:`load_process_flags` also reads each filter's flags with
+``PTRACE_SECCOMP_GET_METADATA`` (``seccomp_get_metadata``: the kernel reports
+``SECCOMP_FILTER_FLAG_LOG`` only, the one flag a filter keeps that changes
+what it does later; NEW_LISTENER, TSYNC... act at install time only).
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ PTRACE_DETACH = 17
 PTRACE_SEIZE = 0x4206
 PTRACE_INTERRUPT = 0x4207
 PTRACE_SECCOMP_GET_FILTER = 0x420C
+PTRACE_SECCOMP_GET_METADATA = 0x420D
 WALL = 0x40000000
 
 
@@ -45,8 +51,21 @@ def _why(err: int, pid: int) -> str:
     }.get(err, os.strerror(err))
 
 
+class _Metadata(ctypes.Structure):
+    _fields_ = [("filter_off", ctypes.c_uint64), ("flags", ctypes.c_uint64)]   # seccomp_metadata
+
+
 def load_process(pid: int, index: int | None = None) -> list[Program]:
     """The filters of process ``pid``, oldest first; with ``index`` only that one (0 = oldest)."""
+    return [prog for prog, _ in _read(pid, index, False)]
+
+
+def load_process_flags(pid: int, index: int | None = None) -> list[tuple[Program, int]]:
+    """(filter, its SECCOMP_FILTER_FLAG_* bits as the kernel reports them), oldest first."""
+    return _read(pid, index, True)
+
+
+def _read(pid: int, index: int | None, metadata: bool) -> list[tuple[Program, int]]:
     libc = _libc()
     if libc.ptrace(PTRACE_SEIZE, pid, None, None) != 0:
         err = ctypes.get_errno()
@@ -55,7 +74,7 @@ def load_process(pid: int, index: int | None = None) -> list[Program]:
         libc.ptrace(PTRACE_INTERRUPT, pid, None, None)
         status = ctypes.c_int()
         libc.waitpid(pid, ctypes.byref(status), WALL)
-        found: list[Program] = []
+        found: list[tuple[Program, int]] = []
         indexes = [index] if index is not None else range(1 << 20)
         for i in indexes:
             count = libc.ptrace(PTRACE_SECCOMP_GET_FILTER, pid, ctypes.c_void_p(i), None)
@@ -73,8 +92,18 @@ def load_process(pid: int, index: int | None = None) -> list[Program]:
             if got != count:
                 raise LoadError(f"filter {i} of process {pid} changed while being read",
                                 source=f"pid {pid}")
-            found.append(Program.from_bytes(buf.raw, sys.byteorder,
-                                            source=f"pid {pid} filter {i}"))
+            flags = 0
+            if metadata:
+                md = _Metadata(i, 0)
+                size = libc.ptrace(PTRACE_SECCOMP_GET_METADATA, pid,
+                                   ctypes.c_void_p(ctypes.sizeof(md)), ctypes.byref(md))
+                if size < 0:
+                    err = ctypes.get_errno()
+                    raise LoadError(f"cannot read the flags of filter {i} of process {pid}: "
+                                    f"{_why(err, pid)}", source=f"pid {pid}")
+                flags = md.flags
+            found.append((Program.from_bytes(buf.raw, sys.byteorder,
+                                             source=f"pid {pid} filter {i}"), flags))
         return found
     finally:
         libc.ptrace(PTRACE_DETACH, pid, None, None)

@@ -146,9 +146,12 @@ def parse_action(text: str) -> int:
     return Action.parse(text).value
 
 
-# x86_64 system calls that bypass seccomp entirely (kernel/seccomp.c, Linux >= 6.11/6.17):
-# the filters never run, the call proceeds.
-BYPASS_SYSCALLS = {"x86_64": {335: "uretprobe", 336: "uprobe"}}
+# x86_64 system calls that bypass seccomp entirely (kernel/seccomp.c seccomp_uprobe_exception,
+# Linux >= 6.11/6.17): when seccomp_data.arch is AUDIT_ARCH_X86_64 and nr is one of these, the
+# filters never run and the call proceeds — whatever layout a filter was compiled for (x32 tasks
+# also report AUDIT_ARCH_X86_64).
+AUDIT_ARCH_X86_64 = 0xC000003E
+BYPASS_SYSCALLS = {AUDIT_ARCH_X86_64: {335: "uretprobe", 336: "uprobe"}}
 
 
 @dataclass(frozen=True)
@@ -169,7 +172,7 @@ class Outcome:
 
     def __str__(self) -> str:
         if self.kind == "errno":
-            return f"returns -{self.errno}"
+            return f"returns -{self.errno}" if self.errno else "returns 0 without running"
         if self.kind == "trap":
             return f"SIGSYS (si_errno={self.data})"
         if self.kind == "bypass":
@@ -184,8 +187,10 @@ class Outcome:
 def outcome(retval: int, *, arch_name: str | None = None, nr: int | None = None,
             audit_arch: int | None = None) -> Outcome:
     """The kernel's handling of ``retval`` (kernel/seccomp.c ``__seccomp_filter``)."""
-    if arch_name in BYPASS_SYSCALLS and nr in BYPASS_SYSCALLS[arch_name] and \
-            audit_arch in (None, 0xC000003E):
+    if audit_arch is None and arch_name is not None:
+        from .layouts import layout
+        audit_arch = layout(arch_name).audit_arch
+    if nr in BYPASS_SYSCALLS.get(audit_arch, ()):     # keyed on the record's arch value
         return Outcome("bypass", None)
     act = Action.from_value(retval).effective
     data = act.data
