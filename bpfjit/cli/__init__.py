@@ -27,6 +27,7 @@ VERBS = {
     "demo": ("demo", "command"),
     "fuzz": ("fuzz", "command"),
     "bench": ("bench", "command"),
+    "replay": ("replay", "command"),
 }
 
 

@@ -9,9 +9,13 @@ show, so such an argument is *unknown* (``None``). Arguments strace does not
 print at all (``openat`` without ``O_CREAT`` shows no mode; ``getpid()`` none)
 are unknown too: the register held whatever the caller left there.
 
-Negative numbers become their 64-bit two's complement, as glibc's syscall
-wrappers pass an ``int`` sign-extended in a 64-bit register (``AT_FDCWD`` is
-``0xffffffffffffff9c``).
+A negative value (``-1``, ``AT_FDCWD``) is known only in its low 32 bits. strace
+prints an ``int`` argument as a C int, but the register is 64 bits wide and what
+its upper half holds is up to the caller: glibc on x86_64 passes an ``int``
+zero-extended (``strace -e raw=all`` shows ``AT_FDCWD`` as ``0xffffff9c`` and
+the fd ``-1`` of ``mmap`` as ``0xffffffff``), a ``long`` argument such as an
+``lseek`` offset is sign-extended. Such an argument is evaluated zero-extended and
+its high word is marked unknown.
 
 ``clone`` is printed with named arguments in strace's own order; they are put
 back in the register order of the arch (kernel/fork.c ``CONFIG_CLONE_BACKWARDS*``).
@@ -26,7 +30,7 @@ U64 = (1 << 64) - 1
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"(?:\.\.\.)?')
 _COMMENT = re.compile(r"/\*.*?\*/")
-_FD_PATH = re.compile(r"(?<=\d)<(?!<)[^<>]*(?:<[^<>]*>[^<>]*)*>")   # -y: 3</etc/passwd>
+_FD_PATH = re.compile(r"(?<=[0-9A-Z])<(?!<)[^<>]*(?:<[^<>]*>[^<>]*)*>")   # -y: 3</etc/passwd>
 _RESUMING = re.compile(r"<\.\.\. [^>]*>")
 _STRUCTURAL = re.compile(r"[()\[\]{},]")
 _NUMBER = re.compile(r"-?(?:0[xX][0-9a-fA-F]+|[1-9][0-9]*|0[0-7]*)")
@@ -134,8 +138,12 @@ def _term(term: str, names: dict[str, int]) -> int | None:
     return None
 
 
-def decode(name: str, texts: list[str], arch: str) -> tuple[int | None, ...]:
-    """Six register values (None = unknown) for the printed arguments of syscall ``name``."""
+def decode(name: str, texts: list[str], arch: str) -> tuple[list[int | None], int]:
+    """(six register values, None = unknown; mask of args whose high word is unknown).
+
+    An argument whose value is negative keeps its low 32 bits and gets its bit in
+    the mask (see the module docstring).
+    """
     names = constants.table(arch)
     out: list[int | None] = [None] * 6
     if name == "clone" and any("=" in t for t in texts):
@@ -144,10 +152,15 @@ def decode(name: str, texts: list[str], arch: str) -> tuple[int | None, ...]:
             m = _NAMED.fullmatch(t)
             if m and m.group(1) in order:
                 out[order[m.group(1)]] = value(m.group(2), names)
-        return tuple(out)
-    for i, t in enumerate(texts[:6]):
-        m = _NAMED.fullmatch(t) if "=" in t and t[:1].isalpha() else None
-        if m and not t.startswith(("{", "[")):
-            t = m.group(2)
-        out[i] = value(t, names)
-    return tuple(out)
+    else:
+        for i, t in enumerate(texts[:6]):
+            m = _NAMED.fullmatch(t) if "=" in t and t[:1].isalpha() else None
+            if m and not t.startswith(("{", "[")):
+                t = m.group(2)
+            out[i] = value(t, names)
+    high_unknown = 0
+    for i, v in enumerate(out):
+        if v is not None and v >> 63:
+            out[i] = v & 0xFFFFFFFF
+            high_unknown |= 1 << i
+    return out, high_unknown

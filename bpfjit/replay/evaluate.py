@@ -5,9 +5,9 @@ filter's (or stack's) ``evaluate_batch``; only counters and the first call of
 each refused (syscall, action) group are kept, so memory does not grow with
 the trace.
 
-A word strace or audit did not record (a pointer shown as its contents, an
-argument not printed, the instruction pointer without ``-i``) is evaluated as
-0 and marked unknown. A verdict *depends on an unrecorded argument* when the
+A 32-bit word strace or audit did not record (a pointer shown as its contents,
+an argument not printed, the instruction pointer without ``-i``, the high half
+of a negative ``int``) is evaluated as 0 and marked unknown. A verdict *depends on an unrecorded argument* when the
 path the filter takes reads such a word: decided without running anything when
 no instruction of the filter loads that word at all, or when the constant-verdict
 table (:mod:`bpfjit.analysis.verdicts`) proves the verdict for (arch, nr) is the
@@ -34,7 +34,6 @@ from .calls import Call, Problem
 BATCH = 8192
 MAX_EXAMPLES = 50
 _TRACE_CACHE_MAX = 1 << 15
-_IP_BIT = 1 << 6
 _LD_ABS_W = 0x20
 U32 = 0xFFFFFFFF
 RUNS = frozenset({"ALLOW", "LOG"})
@@ -46,16 +45,39 @@ COMPAT = {("x86_64", "32"): "x86", ("x86_64", "x32"): "x32", ("x32", "32"): "x86
           ("parisc64", "32"): "parisc"}
 
 
-def field_bit(k: int) -> int:
-    """The unknown-mask bit of the seccomp_data word at byte offset ``k`` (0 for nr/arch)."""
-    if k >= 16:
-        return 1 << min((k - 16) // 8, 5)
-    return _IP_BIT if k >= 8 else 0
+def field_bit(k: int, layout: layouts.Layout) -> int:
+    """The unknown-mask bit of the 32-bit word ``ld [k]`` reads (0 for nr and arch).
+
+    Bits 0/1: instruction_pointer low/high; 2 + 2*i / 3 + 2*i: args[i] low/high.
+    The layout decides which half sits at which offset.
+    """
+    if k < 8 or k > 60:
+        return 0
+    slot, upper = divmod(k - 8, 8)
+    high = (upper >= 4) != layout.big_endian
+    return 1 << (2 * slot + high)
+
+
+def word_mask(arg_unknown: int, high_unknown: int, ip_unknown: bool) -> int:
+    """Mask of unknown words from per-arg masks (whole arg unknown, only its high half)."""
+    mask = 3 if ip_unknown else 0
+    for i in range(6):
+        if arg_unknown >> i & 1:
+            mask |= 3 << (2 + 2 * i)
+        elif high_unknown >> i & 1:
+            mask |= 2 << (2 + 2 * i)
+    return mask
 
 
 def field_names(mask: int) -> list[str]:
-    names = [f"args[{i}]" for i in range(6) if mask & (1 << i)]
-    return names + (["instruction_pointer"] if mask & _IP_BIT else [])
+    out = []
+    for slot in range(7):
+        both = mask >> (2 * slot) & 3
+        if not both:
+            continue
+        name = "instruction_pointer" if slot == 0 else f"args[{slot - 1}]"
+        out.append(name if both == 3 else name + (".hi" if both == 2 else ".lo"))
+    return out
 
 
 @dataclass
@@ -143,18 +165,21 @@ class Replayer:
         for f in self.filters:
             for insn in f.program:
                 if insn.code == _LD_ABS_W:
-                    self.static_reads |= field_bit(insn.k)
+                    self.static_reads |= field_bit(insn.k, f.layout)
         self.tables = [verdicts.build(f.program, f.layout) for f in self.filters] \
             if self.static_reads else []
         self._names: dict[tuple[str, str], int | str] = {}
         self._trace_cache: dict[tuple, int] = {}
         self._pending: list[tuple] = []
+        self._each = None
         self._recs = records.empty(BATCH)
         self._out = np.empty(BATCH, dtype=np.uint32)
 
     # --- input ---
-    def feed(self, items: Iterable["Call | Problem"], progress: Callable[[], None] | None = None
-             ) -> Summary:
+    def feed(self, items: Iterable["Call | Problem"], progress: Callable[[], None] | None = None,
+             each: "Callable[[Call, int, bool], None] | None" = None) -> Summary:
+        """Evaluate every call of ``items``; ``each(call, retval, depends)`` sees every verdict."""
+        self._each = each
         for item in items:
             if item.__class__ is Problem:
                 self._problem(item)
@@ -219,19 +244,24 @@ class Replayer:
             self._problem(Problem(call.source, call.line, f"syscall number {nr} out of range",
                                   call.text))
             return None
-        values = call.values if call.values is not None else decode(name, call.args or [], arch)
-        unknown = 0
+        if call.values is not None:
+            values, high_unknown = call.values, 0
+        else:
+            values, high_unknown = decode(name, call.args or [], arch)
+        arg_unknown = 0
         args = []
         mask = U32 if lay.bits == 32 else (1 << 64) - 1
         for i, v in enumerate(values):
             if v is None:
-                unknown |= 1 << i
+                arg_unknown |= 1 << i
                 args.append(0)
             else:
                 args.append(v & mask)
+        if lay.bits == 32:
+            high_unknown = 0          # a 32-bit task's registers have no high half
         ip = call.ip
+        unknown = word_mask(arg_unknown, high_unknown, ip is None)
         if ip is None:
-            unknown |= _IP_BIT
             ip = 0
         return (call, name, arch, records.normalize_nr(nr), lay.audit_arch, ip, tuple(args),
                 unknown)
@@ -267,6 +297,8 @@ class Replayer:
                                     call.text, (nr, audit_arch, ip, args), field_names(reads))
             else:
                 g.count += 1
+            if self._each is not None:
+                self._each(call, rv, depends)
             if call.recorded is not None and call.recorded != rv:
                 s.recorded_mismatches += 1
         s.calls += n
@@ -282,7 +314,7 @@ class Replayer:
             for f in self.filters:
                 for step in f.trace(nr, args, audit_arch, ip).steps:
                     if step.code == _LD_ABS_W and step.k >= 8:
-                        found |= field_bit(step.k)
+                        found |= field_bit(step.k, f.layout)
             found &= unknown
             if len(self._trace_cache) >= _TRACE_CACHE_MAX:
                 self._trace_cache.clear()
