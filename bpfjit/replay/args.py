@@ -138,6 +138,23 @@ def _term(term: str, names: dict[str, int]) -> int | None:
     return None
 
 
+_CACHE: dict[tuple[str, str], int | None] = {}
+_CACHE_MAX = 1 << 16
+
+
+def _cached_value(text: str, arch: str, names: "dict[str, int] | None") -> int | None:
+    key = (text, arch)
+    try:
+        return _CACHE[key]
+    except KeyError:
+        pass
+    v = value(text, names)
+    if len(_CACHE) >= _CACHE_MAX:
+        _CACHE.clear()
+    _CACHE[key] = v
+    return v
+
+
 def decode(name: str, texts: list[str], arch: str) -> tuple[list[int | None], int]:
     """(six register values, None = unknown; mask of args whose high word is unknown).
 
@@ -157,7 +174,7 @@ def decode(name: str, texts: list[str], arch: str) -> tuple[list[int | None], in
             m = _NAMED.fullmatch(t) if "=" in t and t[:1].isalpha() else None
             if m and not t.startswith(("{", "[")):
                 t = m.group(2)
-            out[i] = value(t, names)
+            out[i] = _cached_value(t, arch, names)
     high_unknown = 0
     for i, v in enumerate(out):
         if v is not None and v >> 63:
