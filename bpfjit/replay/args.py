@@ -177,7 +177,14 @@ def decode(name: str, texts: list[str], arch: str) -> tuple[list[int | None], in
             out[i] = _cached_value(t, arch, names)
     high_unknown = 0
     for i, v in enumerate(out):
-        if v is not None and v >> 63:
+        if v is not None and v >> 63 and not _is_positive_literal(texts[i] if i < len(texts)
+                                                                   else ""):
             out[i] = v & 0xFFFFFFFF
             high_unknown |= 1 << i
     return out, high_unknown
+
+
+def _is_positive_literal(text: str) -> bool:
+    """A number strace printed unsigned (``-e raw=all`` hex): the whole register, exactly."""
+    text = text.rpartition("=")[2].strip()
+    return bool(_NUMBER.fullmatch(text)) and not text.startswith("-")
