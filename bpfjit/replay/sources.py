@@ -18,6 +18,8 @@ from .calls import Call, Problem
 
 _FF_SUFFIX = re.compile(r"\.(\d+)$")
 _SNIFF_LINES = 64
+#: a longer line is cut here (the rest skipped) and reported by the parser as truncated
+MAX_LINE = 1 << 20
 
 
 class TraceReader:
@@ -41,9 +43,20 @@ class TraceReader:
             return None
 
     def _lines(self, stream) -> Iterator[str]:
-        for raw in stream:
+        read = stream.readline
+        while True:
+            raw = read(MAX_LINE)
+            if not raw:
+                return
             self.lines += 1
             self.bytes_read += len(raw)
+            if len(raw) == MAX_LINE and not raw.endswith(b"\n"):
+                while True:                  # skip the rest of an overlong line
+                    more = read(MAX_LINE)
+                    self.bytes_read += len(more)
+                    if not more or more.endswith(b"\n"):
+                        break
+                raw = raw[:200] + b" <line longer than 1 MiB cut here>"
             yield raw.decode("utf-8", "replace")
 
     def __iter__(self) -> Iterator[Call | Problem]:

@@ -70,13 +70,15 @@ def test_all_allowed_exits_0(capsys, data, tmp_path):
 def test_bad_lines_are_counted_with_line_numbers_never_a_traceback(capsys, tmp_path):
     trace = tmp_path / "bad.strace"
     trace.write_bytes(b"1 openat(AT_FDCWD, \"/x\", O_RDONLY) = 3\n\xff\xfe garbage\n"
-                      b"1 frobnicate(1, 2) = 0\n1 close(3\n1 close(3) = 0\n")
+                      b"1 frobnicate(1, 2) = 0\n1 close(3\n1 close(3) = 0\n"
+                      b"1 write(1, \"" + b"a" * (3 << 20) + b"\", 3) = 3\n1 close(1) = 0\n")
     rc, out, err = run(capsys, "replay", "--json", DOCKER, str(trace))
     got = json.loads(out)
-    assert got["calls"] == 2 and rc == 0
+    assert got["calls"] == 3 and rc == 0 and got["lines"] == 7
     assert [(p["line"], p["reason"]) for p in got["problems"]["examples"]] == [
         (2, "not a strace line"), (3, "unknown syscall 'frobnicate' on x86_64"),
-        (4, "truncated close(...): no closing parenthesis")]
+        (4, "truncated close(...): no closing parenthesis"),
+        (6, "truncated write(...): no closing parenthesis")]          # cut at 1 MiB
     assert "Traceback" not in err
 
 
