@@ -132,3 +132,20 @@ def test_replay_refuses_exactly_the_calls_the_kernel_refused(tmp_path, filter_bi
     assert sum(refused_by_kernel.values()) >= 2
     assert replayed == refused_by_kernel
     assert lines_by_replay - unfinished_firsts == lines_by_kernel
+
+
+def test_the_instruction_pointer_strace_i_prints_is_the_one_the_filter_sees(tmp_path, filter_bin):
+    """uname gets ERRNO(instruction_pointer & 0xfff) from the kernel; replay of the -i trace
+    must compute the same errno for every call."""
+    prog = bpfjit.load(b"ld [0]\njeq #63, u\nret #0x7fff0000\nu:\nld [8]\nand #0xfff\n"
+                       b"or #0x50000\nret a\n", format="asm")
+    path = tmp_path / "ip.bin"
+    path.write_bytes(dump(prog, format="raw"))
+    files = _run(tmp_path, path, ["/bin/sh", "-c", "uname; uname -a; uname -r"], ["-f", "-i"])
+    kernel = [int(m.group(1)) for f in files for m in
+              re.finditer(r"uname\(.*\) = -1 (?:\(errno (\d+)\))", f.read_text())]
+    replayed = []
+    Replayer(bpfjit.compile(prog, arch="x86_64")).feed(
+        TraceReader([str(f) for f in files]),
+        each=lambda call, rv, dep: replayed.append(rv & 0xFFFF) if call.name == "uname" else None)
+    assert len(kernel) == 3 and replayed == kernel
