@@ -19,7 +19,7 @@ from .args import collapse, split_call
 from .calls import Call, Problem
 
 _PREFIX = re.compile(
-    r"(?:\[pid\s+(\d+)\]\s+|(\d+)\s+(?=\S))?"                 # -f
+    r"(?:\[pid\s+(\d+)(?:<[^>]*>)?\]\s+|(\d+)(?:<[^>]*>)?\s+(?=\S))?"   # -f, -Y
     r"(?:(?:\d+:\d+:\d+(?:\.\d+)?|\d+\.\d+)\s+)?"             # -t, -tt, -ttt, -r
     r"(?:\[\s*(\d+)\]\s+)?"                                   # -n
     r"(?:\[([0-9a-f]{16}|[0-9a-f]{8}|\?{16}|\?{8})\]\s+)?")   # -i
@@ -89,7 +89,7 @@ class StraceParser:
                 self.compat[pid] = self.compat[int(p.group(1))]
             self.notes += 1
             return
-        if text.startswith("strace: ") or body.startswith("strace: "):
+        if text.startswith("strace: ") or body.lstrip().startswith(("strace: ", "> ")):   # -k
             self.notes += 1
             return
         yield Problem(self.source, line_no, "not a strace line", text[:_MAX_TEXT])

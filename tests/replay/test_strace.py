@@ -73,6 +73,13 @@ def test_signals_exits_and_attach_notes_are_not_calls():
         ("Call", "read", 4)]                                # entered, never returned
 
 
+def test_comm_decoration_and_stack_frames():
+    lines = ["[pid 12<sh>] close(3) = 0\n", "12<sh> close(4) = 0\n",
+             " > /usr/lib/x86_64-linux-gnu/libc.so.6(__close+0x17) [0x10f0e7]\n"]
+    items = list(strace.parse(lines))
+    assert [(type(i).__name__, i.pid) for i in items] == [("Call", 12), ("Call", 12)]
+
+
 def test_a_32_bit_personality_marks_the_pids_calls():
     lines = ["5 [ Process PID=5 runs in 32 bit mode. ]\n", "5 getpid() = 5\n",
              "6 getpid() = 6\n"]
