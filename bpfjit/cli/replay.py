@@ -143,9 +143,16 @@ def _print_summary(summary, target, show_trace: bool) -> None:
         row = merged.setdefault((action, name), [0, 0])
         row[0] += n
         row[1] += n if dep else 0
-    for (action, name), (n, dep) in sorted(merged.items(), key=lambda kv: (kv[0][0], -kv[1][0])):
-        table.add_row(action, name, str(n), str(dep) if dep else "")
-    console.print(table)
+    rows = sorted(merged.items(), key=lambda kv: (kv[0][0], -kv[1][0]))
+    if console.is_terminal:
+        for (action, name), (n, dep) in rows:
+            table.add_row(action, name, str(n), str(dep) if dep else "")
+        console.print(table)
+    else:                                   # plain columns for pipes and files
+        click.echo(f"# {summary.calls} calls, {summary.lines} lines ({summary.arch})")
+        click.echo(f"{'action':<16s} {'syscall':<24s} {'calls':>10s} {'depends':>10s}")
+        for (action, name), (n, dep) in rows:
+            click.echo(f"{action:<16s} {name:<24s} {n:>10d} {dep if dep else '':>10}")
     totals = ", ".join(f"{a}: {n}" for a, n in summary.actions().most_common())
     console.print(f"actions: {totals or 'no calls'}")
     refused = summary.refused
