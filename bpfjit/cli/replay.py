@@ -106,6 +106,7 @@ def _replay_text(target, traces: list[str], progress: bool | None, as_json: bool
                 task = bar.add_task("replay", total=total)
                 summary = replayer.feed(reader, lambda: bar.update(task,
                                                                    completed=reader.bytes_read))
+                bar.update(task, completed=reader.bytes_read)
         else:
             summary = replayer.feed(reader)
     except OSError as exc:
