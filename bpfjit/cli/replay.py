@@ -160,8 +160,8 @@ def _print_summary(summary, target, show_trace: bool) -> None:
     if refused:
         console.print(f"\n{len(refused)} kinds of call would not run (or may not):")
     for g in refused:
-        why = (f"  depends on an unrecorded argument ({', '.join(g.unknown)})" if g.depends
-               else "")
+        why = (f"  depends on an unrecorded argument ({', '.join(g.unknown)}; "
+               f"{g.alternative} if all ones)" if g.depends else "")
         console.print(f"  {g.source}:{g.line}: {g.syscall} -> {g.action} "
                       f"({g.count} call{'s' if g.count != 1 else ''}){why}")
         console.print(f"      {g.text}", markup=False)

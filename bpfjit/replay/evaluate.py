@@ -95,6 +95,7 @@ class Group:
     text: str
     record: tuple            # (nr, audit_arch, ip, args) as evaluated (unknowns 0)
     unknown: list[str]       # names of the unknown words the path reads
+    alternative: str | None = None   # the action with those words all ones instead of 0
 
 
 @dataclass
@@ -142,7 +143,9 @@ class Summary:
             "refused": [{"syscall": g.syscall, "arch": g.arch, "action": g.action,
                          "retval": g.retval, "count": g.count, "source": g.source,
                          "first_line": g.line, "text": g.text, "depends": g.depends,
-                         "unrecorded_words_read": g.unknown} for g in self.refused],
+                         "unrecorded_words_read": g.unknown,
+                         "action_if_unrecorded_all_ones": g.alternative}
+                        for g in self.refused],
             "problems": {"count": self.problems, "by_reason": dict(self.problem_reasons),
                          "examples": [{"source": p.source, "line": p.line, "reason": p.reason,
                                        "text": p.text} for p in self.problem_examples]},
@@ -293,8 +296,12 @@ class Replayer:
             key = (name, arch, rv, depends)
             g = groups.get(key)
             if g is None:
-                groups[key] = Group(name, arch, action, rv, depends, 1, call.source, call.line,
-                                    call.text, (nr, audit_arch, ip, args), field_names(reads))
+                groups[key] = g = Group(name, arch, action, rv, depends, 1, call.source,
+                                        call.line, call.text, (nr, audit_arch, ip, args),
+                                        field_names(reads))
+                if depends:
+                    g.alternative = str(Action.from_value(
+                        self._with_ones(nr, audit_arch, ip, args, reads)))
             else:
                 g.count += 1
             if self._each is not None:
@@ -320,6 +327,15 @@ class Replayer:
                 self._trace_cache.clear()
             self._trace_cache[key] = found
         return found
+
+    def _with_ones(self, nr: int, audit_arch: int, ip: int, args: tuple, words: int) -> int:
+        """The verdict with the unknown ``words`` (mask) set to all ones instead of zeros."""
+        values = [ip, *args]
+        for slot in range(7):
+            for half in (0, 1):
+                if words >> (2 * slot + half) & 1:
+                    values[slot] |= 0xFFFFFFFF << (32 * half)
+        return self.target.evaluate(nr, tuple(values[1:]), audit_arch, values[0])
 
     def trace(self, group: Group) -> list[list]:
         """The path (steps per filter, oldest filter first) the first call of ``group`` takes."""

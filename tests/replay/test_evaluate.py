@@ -39,10 +39,13 @@ def test_a_32_bit_task_uses_the_i386_numbers_and_arch():
 
 
 def test_the_high_word_of_a_negative_int_is_unrecorded():
-    _, seen = _replay(['openat(AT_FDCWD, "/x", O_RDONLY) = 3\n',
-                       'openat(3, "/x", O_RDONLY) = 3\n',
-                       'openat(0xffffffffffffff9c, "/x", 0) = 3\n'])
+    summary, seen = _replay(['openat(AT_FDCWD, "/x", O_RDONLY) = 3\n',
+                             'openat(3, "/x", O_RDONLY) = 3\n',
+                             'openat(0xffffffffffffff9c, "/x", 0) = 3\n'])
     assert seen == [("openat", 0, True), ("openat", 0, False), ("openat", 0xFFFF, False)]
+    dep = [g for g in summary.groups.values() if g.depends]
+    assert [(g.line, g.unknown, g.action, g.alternative) for g in dep] == [
+        (1, ["args[0].hi"], "ERRNO(0)", "ERRNO(65535)")]
 
 
 def test_unknown_syscalls_and_numbers():
