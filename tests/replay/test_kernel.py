@@ -149,3 +149,30 @@ def test_the_instruction_pointer_strace_i_prints_is_the_one_the_filter_sees(tmp_
         TraceReader([str(f) for f in files]),
         each=lambda call, rv, dep: replayed.append(rv & 0xFFFF) if call.name == "uname" else None)
     assert len(kernel) == 3 and replayed == kernel
+
+
+@pytest.mark.parametrize("program", list(PROGRAMS), ids=list(PROGRAMS))
+def test_under_dockers_default_filter_replay_matches_the_kernel(tmp_path, filter_bin, program):
+    """A real policy: Docker's default x86_64 filter (ERRNO(ENOSYS) for clone3, EPERM for
+    others). Every call replay refuses fails in reality with that errno, and every ENOSYS the
+    kernel returned is a call replay refuses."""
+    import errno as errno_names
+    docker = Path(bpfjit.__file__).parent / "examples" / "docker-default.x86_64.bpf"
+    files = _run(tmp_path, docker, PROGRAMS[program], ["-ff"])
+    texts = {str(f): f.read_text().splitlines() for f in files}
+    refused = {}
+
+    def each(call, retval, depends):
+        if bpfjit.Action.from_value(retval).name != "ALLOW":
+            assert not depends, call.text
+            refused[(call.source, call.line)] = retval & 0xFFFF
+
+    Replayer(bpfjit.compile(bpfjit.load(str(docker)), arch="x86_64")).feed(
+        TraceReader(list(texts)), each=each)
+    for (source, line), err in refused.items():
+        assert f"= -1 {errno_names.errorcode[err]} " in texts[source][line - 1]
+    enosys = {(s, no) for s, lines in texts.items() for no, text in enumerate(lines, 1)
+              if "= -1 ENOSYS " in text}
+    assert enosys <= set(refused)
+    if program == "multi-threaded python":
+        assert len(enosys) >= 4                     # glibc tries clone3 for each thread
