@@ -34,6 +34,7 @@ VERBS = {
     "explain": ("explain", "command"),
     "test": ("expect", "command"),
     "install-check": ("install_check", "command"),
+    "replay": ("replay", "command"),
 }
 
 
