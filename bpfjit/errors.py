@@ -75,3 +75,15 @@ class UnknownArchError(InputError, KeyError):
 
 class BackendUnavailable(BpfjitError, RuntimeError):
     """A backend cannot run here (missing library, wrong OS, codegen failure)."""
+
+
+class SchemaError(InputError):
+    """A columnar dataset (Arrow/Parquet/Dask) whose columns do not fit the syscall-record schema.
+
+    ``column`` names the offending column; ``source`` the file or dataset, when known.
+    """
+
+    def __init__(self, message: str, *, column: str | None = None, source: str | None = None):
+        self.column = column
+        self.source = source
+        super().__init__(f"{source}: {message}" if source else message)
