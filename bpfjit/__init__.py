@@ -19,6 +19,7 @@ from __future__ import annotations
 from .check import CheckedProgram, check
 from .errors import (BackendUnavailable, BpfjitError, InputError, InvalidProgram, LoadError,
                      StackLimitError, UnknownArchError, UnknownSyscallError)
+from .errors import SchemaError
 from .filter import Filter, Trace, compile
 from .formats import dump, load
 from .program import Instruction, Program, jump, stmt
@@ -34,4 +35,5 @@ __all__ = [
     "Filter", "Trace", "Stack", "Action", "Outcome", "Layout", "layout", "LAYOUTS", "SECCOMP_DATA",
     "BpfjitError", "LoadError", "InvalidProgram", "StackLimitError", "InputError",
     "UnknownSyscallError", "UnknownArchError", "BackendUnavailable", "__version__",
+    "SchemaError",
 ]

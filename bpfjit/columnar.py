@@ -315,10 +315,12 @@ def iter_parquet(path: "str | Path", *, batch_rows: int = BATCH_ROWS,
     import pyarrow.parquet as pq
     source = str(path)
     try:
-        pf = pq.ParquetFile(source, read_dictionary=["host"])
+        pf = pq.ParquetFile(source)
+        schema = pf.schema_arrow
+        if "host" in schema.names and pa.types.is_string(schema.field("host").type):
+            pf = pq.ParquetFile(source, read_dictionary=["host"])   # hosts repeat: keep codes
     except (OSError, pa.ArrowInvalid) as exc:
         raise SchemaError(f"not a readable Parquet file ({exc})", source=source) from None
-    schema = pf.schema_arrow
     check_schema(schema, need_arch=need_arch, source=source)
     keep = None
     if columns is not None:
