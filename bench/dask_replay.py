@@ -9,7 +9,7 @@ in-process, with identical results, throughput ratios and peak memory. Not a pyt
 1 M records cycling through the three ``bpfjit.workloads`` mixes, snappy),
 from numpy only. ``measure`` runs each phase in a fresh process (so each peak
 RSS is its own): ``inprocess`` (``bpfjit.columnar.evaluate_parquet``: row
-group by row group, evaluate_batch, Arrow counts), ``dask2`` and ``dask1``
+group by row group on one thread, evaluate_batch, Arrow counts), ``dask2`` and ``dask1``
 (``bpfjit.dask.replay_parquet`` on a LocalCluster of 2 / 1 one-thread worker
 processes); the three count tables must be identical. Prints one JSON object.
 """
@@ -128,6 +128,7 @@ def measure(data: Path) -> dict:
             while fh.read(1 << 24):
                 pass
     out = {"dataset": {"files": len(files), "bytes": sum(p.stat().st_size for p in files)},
+           "load_average_before": os.getloadavg(),
            "filter": FILTER, "cpus": os.cpu_count(), "phases": {}}
     frames = {}
     for name in ("inprocess", "dask2", "dask1"):
@@ -153,6 +154,10 @@ def measure(data: Path) -> dict:
         ph["inprocess"]["seconds"] / ph["dask2"]["seconds"], 3)
     out["dask2_overhead_vs_inprocess"] = round(
         ph["dask2"]["seconds"] / ph["inprocess"]["seconds"] - 1, 3)
+    # both on one core: the cost of Dask itself (scheduling, cluster start, results transfer)
+    out["dask1_overhead_vs_inprocess"] = round(
+        ph["dask1"]["seconds"] / ph["inprocess"]["seconds"] - 1, 3)
+    out["load_average_after"] = os.getloadavg()
     return out
 
 

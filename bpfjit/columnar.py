@@ -30,6 +30,7 @@ memory stays bounded by a row group, whatever the file size.
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -194,12 +195,33 @@ def _batch(data: "pa.RecordBatch | pa.Table") -> pa.RecordBatch:
     return data
 
 
+class Scratch(threading.local):
+    """A per-thread records buffer reused from batch to batch.
+
+    A fresh 64 MB array per million rows costs more in page faults than the
+    conversion itself; streaming evaluation fills the same pages again.
+    """
+
+    def __init__(self) -> None:
+        self._buf = np.empty(0, dtype=SECCOMP_DATA)
+
+    def records(self, n: int) -> np.ndarray:
+        if len(self._buf) < n:
+            self._buf = np.empty(n, dtype=SECCOMP_DATA)
+        return self._buf[:n]
+
+
+SCRATCH = Scratch()
+
+
 def to_records(data: "pa.RecordBatch | pa.Table", *, arch: "str | int | None" = None,
-               source: str | None = None) -> np.ndarray:
+               source: str | None = None, out: np.ndarray | None = None) -> np.ndarray:
     """The rows of ``data`` as a ``SECCOMP_DATA`` array (see the module doc for the schema).
 
     ``arch``: the AUDIT_ARCH (name or value) of rows when there is no ``arch`` column.
-    The packed form comes back as a read-only view of the Arrow buffer (no copy).
+    ``out``: a ``SECCOMP_DATA`` array of at least as many rows to fill (its
+    first rows are returned). The packed form comes back as a read-only view of
+    the Arrow buffer (no copy).
     """
     batch = _batch(data)
     check_schema(batch.schema, need_arch=arch is None, source=source)
@@ -213,7 +235,12 @@ def to_records(data: "pa.RecordBatch | pa.Table", *, arch: "str | int | None" = 
                              offset=col.offset * 64)
         return recs.view(SECCOMP_DATA) if sys.byteorder == "little" else \
             recs.astype(SECCOMP_DATA)
-    recs = np.empty(n, dtype=SECCOMP_DATA)
+    if out is not None:
+        if out.dtype != SECCOMP_DATA or out.ndim != 1 or len(out) < n:
+            raise ValueError(f"out must be a 1-D SECCOMP_DATA array of at least {n} rows")
+        recs = out[:n]
+    else:
+        recs = np.empty(n, dtype=SECCOMP_DATA)
     col = batch.column
     recs["nr"] = _ints(col(names.index("nr")), "nr", 32, source, signed_low=-(1 << 31))
     if "arch" in names:
@@ -446,7 +473,8 @@ def evaluate_parquet(subject: "Filter | Stack", paths: "str | Path | Iterable[st
     for path in paths:
         for batch in iter_parquet(path, batch_rows=batch_rows, columns=("host",),
                                   need_arch=False):
-            recs = to_records(batch, arch=default, source=str(path))
+            recs = to_records(batch, arch=default, source=str(path),
+                              out=SCRATCH.records(batch.num_rows))
             parts.append(counts(batch, _run(subject, recs)[0], recs))
         parts = [merge_counts(parts)]
     return label(merge_counts(parts), default)

@@ -12,7 +12,11 @@ native batch code.
 - :func:`count`: counts per action x syscall x host of a Dask DataFrame;
 - :func:`replay_parquet`: the same over Parquet files, on an in-process
   ``LocalCluster`` by default or on ``scheduler="tcp://host:port"``; the
-  ``bpfjit replay`` CLI verb calls it for ``.parquet`` paths.
+  ``bpfjit replay`` CLI verb calls it for ``.parquet`` paths. Its tasks read
+  one row group each with Arrow on the worker (``dd.from_map``) rather than
+  going through ``dd.read_parquet`` and pandas: the pandas round trip of the
+  records cost 3.4x the in-process time on the bench dataset
+  (``bench/README.md``).
 """
 from __future__ import annotations
 
@@ -111,7 +115,7 @@ def _evaluate_partition(frame: "pd.DataFrame", shipped: Shipped, arch: int,
 def _count_partition(frame: "pd.DataFrame", shipped: Shipped, arch: int) -> "pd.DataFrame":
     subject = shipped.build()
     batch = _batch(frame)
-    recs = columnar.to_records(batch, arch=arch)
+    recs = columnar.to_records(batch, arch=arch, out=columnar.SCRATCH.records(batch.num_rows))
     retvals, _ = columnar._run(subject, recs)
     return columnar.counts(batch, retvals, recs).to_pandas()
 
@@ -236,21 +240,45 @@ def _parquet_paths(paths: "str | Path | Iterable[str | Path]") -> list[str]:
     return out
 
 
-def _dataset_groups(paths: list[str], need_arch: bool) -> dict[tuple, list[str]]:
-    """Check every file's schema (naming the file); files grouped by the columns to read
-    (one ``dd.read_parquet`` per group: args as columns in some files, a list in others)."""
+def _dataset_pieces(paths: list[str], need_arch: bool) -> list[tuple[str, int, tuple]]:
+    """Check every file's schema (naming the file); one (path, row group, columns) per row group."""
     import pyarrow.parquet as pq
-    groups: dict[tuple, list[str]] = {}
+    pieces = []
     for path in paths:
         try:
-            schema = pq.read_schema(path)
+            pf = pq.ParquetFile(path)
         except Exception as exc:  # noqa: BLE001 - pyarrow raises several kinds
             raise SchemaError(f"not a readable Parquet file ({exc})", source=path) from None
+        schema = pf.schema_arrow
         columnar.check_schema(schema, need_arch=need_arch, source=path)
-        key = tuple((f.name, str(f.type)) for f in schema
-                    if f.name in columnar.EVALUATED or f.name == "host")
-        groups.setdefault(key, []).append(path)
-    return groups
+        columns = tuple(n for n in schema.names if n in columnar.EVALUATED or n == "host")
+        pieces.extend((path, i, columns) for i in range(pf.metadata.num_row_groups))
+    return pieces
+
+
+_FILES: dict[tuple, Any] = {}        # open Parquet files of this worker (metadata parsed once)
+
+
+def _count_row_group(piece: tuple[str, int, tuple], shipped: Shipped,
+                     arch: int) -> "pd.DataFrame":
+    """Read one row group with Arrow (hosts as dictionary codes), evaluate, count."""
+    import pyarrow.parquet as pq
+    path, index, columns = piece
+    st = os.stat(path)
+    key = (path, st.st_mtime_ns, st.st_size)    # a rewritten file is opened afresh
+    with _LOCK:
+        pf = _FILES.get(key)
+        if pf is None:
+            if len(_FILES) > 64:
+                _FILES.clear()
+            pf = _FILES[key] = pq.ParquetFile(path, read_dictionary=["host"]
+                                              if "host" in columns else None)
+    table = pf.read_row_group(index, columns=list(columns), use_threads=False)
+    batch = columnar._batch(table)
+    recs = columnar.to_records(batch, arch=arch, source=path,
+                               out=columnar.SCRATCH.records(batch.num_rows))
+    retvals, _ = columnar._run(shipped.build(), recs)
+    return columnar.counts(batch, retvals, recs).to_pandas()
 
 
 def replay_parquet(filter_or_stack: "Filter | Stack | Program | Sequence[Program]",
@@ -260,7 +288,11 @@ def replay_parquet(filter_or_stack: "Filter | Stack | Program | Sequence[Program
     """Counts per action x syscall x host over Parquet files, evaluated on Dask workers.
 
     Returns a pandas DataFrame ``action, syscall, host, count`` (host "" when
-    the data has none), largest counts first. ``arch``: the layout to compile
+    the data has none), largest counts first. Every file's schema is checked
+    before anything runs; then one task per row group reads it with Arrow,
+    evaluates and counts on a worker (``dd.from_map``), and the client merges
+    the small count tables as they arrive, so memory stays bounded by a row
+    group per worker. ``arch``: the layout to compile
     programs for and the AUDIT_ARCH of rows without an ``arch`` column
     (default: the filter's layout). ``scheduler``: ``tcp://host:port`` of a
     running cluster; default a new ``LocalCluster`` (``n_workers``,
@@ -277,13 +309,13 @@ def replay_parquet(filter_or_stack: "Filter | Stack | Program | Sequence[Program
         subject = shipped.build()
     files = _parquet_paths(paths)
     default = _arch_value(subject, arch)
-    shipped = ship(subject)
-    delayed = []
-    for key, group in _dataset_groups(files, need_arch=False).items():
-        columns = [name for name, _ in key]
-        frame = dd.read_parquet(group, columns=columns, engine="pyarrow", split_row_groups=True)
-        parts = frame.map_partitions(_count_partition, shipped, default, meta=_count_meta())
-        delayed.extend(parts.to_delayed())
+    pieces = _dataset_pieces(files, need_arch=False)
+    if not pieces:
+        return columnar.label(columnar.merge_counts([]), default)
+    # one task per row group, read by Arrow on the worker: the records never become pandas
+    parts = dd.from_map(_count_row_group, pieces, shipped=ship(subject), arch=default,
+                        meta=_count_meta(), enforce_metadata=False)
+    delayed = parts.to_delayed()
     total: list[pa.Table] = []
     with client(scheduler, n_workers=n_workers, processes=processes) as c:
         futures = c.compute(delayed)
