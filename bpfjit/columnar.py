@@ -353,7 +353,11 @@ def iter_parquet(path: "str | Path", *, batch_rows: int = BATCH_ROWS,
     if columns is not None:
         wanted = set(columns)
         keep = [n for n in schema.names if n in EVALUATED or n in wanted]
-    yield from pf.iter_batches(batch_size=batch_rows, columns=keep, use_threads=False)
+    for index in range(pf.metadata.num_row_groups):    # one row group in memory at a time
+        table = pf.read_row_group(index, columns=keep, use_threads=False)
+        for start in range(0, table.num_rows, batch_rows):
+            yield _batch(table.slice(start, batch_rows))
+        del table
 
 
 def _codes(arr: "pa.Array | None", n: int) -> tuple[np.ndarray | None, list]:
