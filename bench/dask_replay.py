@@ -73,8 +73,15 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def phase(name: str, data: Path, result: Path) -> dict:
-    files = sorted(str(p) for p in data.glob("*.parquet"))
+def _usage() -> dict:
+    """This process's peak RSS (MiB) and CPU seconds (user + system)."""
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return {"peak_rss_mib": round(ru.ru_maxrss / 1024, 1),
+            "cpu_seconds": round(ru.ru_utime + ru.ru_stime, 2)}
+
+
+def phase(name: str, data: Path, result: Path, count: int | None = None) -> dict:
+    files = sorted(str(p) for p in data.glob("*.parquet"))[:count]
     subject = _subject()
     t0 = time.perf_counter()
     workers = {}
@@ -89,7 +96,7 @@ def phase(name: str, data: Path, result: Path) -> dict:
     frame.to_parquet(result)
     return {"phase": name, "seconds": round(seconds, 2), "records": int(frame["count"].sum()),
             "rows": len(frame), "peak_rss_mib": round(_peak_rss_mib(), 1),
-            "workers": workers}
+            "cpu_seconds": _usage()["cpu_seconds"], "workers": workers}
 
 
 def _dask(bdask, subject, files, n):
@@ -107,8 +114,8 @@ def _dask(bdask, subject, files, n):
             ready.append(time.perf_counter())
             yield c
             ready.append(time.perf_counter())
-            got = c.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-            rss.extend(round(v, 1) for v in got.values())
+            got = c.run(_usage)
+            rss.extend(got.values())
 
     bdask.client = spying
     try:
@@ -116,13 +123,14 @@ def _dask(bdask, subject, files, n):
     finally:
         bdask.client = original
     assert distributed                                  # imported for the workers' sake
-    return frame, {"peak_rss_mib": rss,
+    return frame, {"peak_rss_mib": [r["peak_rss_mib"] for r in rss],
+                   "cpu_seconds": round(sum(r["cpu_seconds"] for r in rss), 2),
                    "compute_seconds": round(ready[1] - ready[0], 2)}
 
 
-def measure(data: Path) -> dict:
+def measure(data: Path, count: int | None = None) -> dict:
     import pandas as pd
-    files = sorted(data.glob("*.parquet"))
+    files = sorted(data.glob("*.parquet"))[:count]
     for p in files:                                      # same page-cache state for every phase
         with open(p, "rb") as fh:
             while fh.read(1 << 24):
@@ -134,7 +142,9 @@ def measure(data: Path) -> dict:
     for name in ("inprocess", "dask2", "dask1"):
         result = data.parent / f"bpfjit-dask-result-{name}.parquet"
         proc = subprocess.run([sys.executable, __file__, "phase", name, "--data", str(data),
-                               "--result", str(result)], capture_output=True, text=True,
+                               "--result", str(result)]
+                              + (["--files", str(count)] if count else []),
+                              capture_output=True, text=True,
                               env=dict(os.environ, PYTHONPATH=str(ROOT)))
         if proc.returncode:
             raise SystemExit(f"phase {name} failed:\n{proc.stderr[-4000:]}")
@@ -157,6 +167,12 @@ def measure(data: Path) -> dict:
     # both on one core: the cost of Dask itself (scheduling, cluster start, results transfer)
     out["dask1_overhead_vs_inprocess"] = round(
         ph["dask1"]["seconds"] / ph["inprocess"]["seconds"] - 1, 3)
+    # CPU seconds (user + system) of the evaluating processes: what the work costs, whatever
+    # share of the cores the machine's other load left us (see bench/README.md)
+    cpu_in = ph["inprocess"]["cpu_seconds"]
+    for k in ("dask1", "dask2"):
+        out[f"{k}_worker_cpu_over_inprocess_cpu"] = round(
+            ph[k]["workers"]["cpu_seconds"] / cpu_in, 3)
     out["load_average_after"] = os.getloadavg()
     return out
 
@@ -170,17 +186,19 @@ def main() -> None:
     g.add_argument("--out", type=Path, default=Path("/tmp/bpfjit-dask-data"))
     m = sub.add_parser("measure")
     m.add_argument("--data", type=Path, default=Path("/tmp/bpfjit-dask-data"))
+    m.add_argument("--files", type=int, default=None, help="only the first N files")
     p = sub.add_parser("phase")
     p.add_argument("name", choices=("inprocess", "dask1", "dask2"))
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--result", type=Path, required=True)
+    p.add_argument("--files", type=int, default=None)
     args = ap.parse_args()
     if args.cmd == "generate":
         print(json.dumps(generate(args.out, args.records, args.files)))
     elif args.cmd == "measure":
-        print(json.dumps(measure(args.data), indent=1))
+        print(json.dumps(measure(args.data, args.files), indent=1))
     else:
-        print(json.dumps(phase(args.name, args.data, args.result)))
+        print(json.dumps(phase(args.name, args.data, args.result, args.files)))
 
 
 if __name__ == "__main__":
