@@ -48,6 +48,10 @@ def _batch_case(benchmark, name: str, backend: str, mix: str, threads: int = 1) 
     head = recs[:CHECK_RECORDS]
     assert np.array_equal(subject.evaluate_batch(head), SESSION.expect(name, head)), \
         f"{backend} disagrees with the reference on {name} / {mix}"
+    if hasattr(subject, "evaluate_batch_per_filter"):
+        # a stack: the native one-function stack against per-filter evaluation, every record
+        assert np.array_equal(subject.evaluate_batch(recs), subject.evaluate_batch_per_filter(recs)), \
+            f"{backend}: the native stack disagrees with per-filter evaluation on {name} / {mix}"
     out = np.empty(n, dtype=np.uint32)
     benchmark.group = f"batch: {mix}"
     benchmark.pedantic(subject.evaluate_batch, args=(recs, out), kwargs={"threads": threads},

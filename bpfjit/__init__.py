@@ -19,6 +19,7 @@ from __future__ import annotations
 from .check import CheckedProgram, check
 from .errors import (BackendUnavailable, BpfjitError, InputError, InvalidProgram, LoadError,
                      ProfileError, StackLimitError, UnknownArchError, UnknownSyscallError)
+from .errors import SchemaError
 from .filter import Filter, Trace, compile
 from .formats import dump, load
 from .install import InstallResult, install_check
@@ -37,4 +38,5 @@ __all__ = [
     "BpfjitError", "LoadError", "InvalidProgram", "StackLimitError", "InputError",
     "UnknownSyscallError", "UnknownArchError", "BackendUnavailable", "ProfileError", "__version__",
     "Environment", "ProcessOutcome", "install_check", "InstallResult",
+    "SchemaError",
 ]

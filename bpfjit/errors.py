@@ -88,3 +88,15 @@ class ProfileError(LoadError):
                  line: int | None = None):
         self.path = path
         super().__init__(f"{path}: {message}" if path else message, source=source, line=line)
+
+
+class SchemaError(InputError):
+    """A columnar dataset (Arrow/Parquet/Dask) whose columns do not fit the syscall-record schema.
+
+    ``column`` names the offending column; ``source`` the file or dataset, when known.
+    """
+
+    def __init__(self, message: str, *, column: str | None = None, source: str | None = None):
+        self.column = column
+        self.source = source
+        super().__init__(f"{source}: {message}" if source else message)

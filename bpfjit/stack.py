@@ -9,17 +9,22 @@ program is what ``bpf_convert_filter`` (net/core/filter.c) makes of it.
 """
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from . import opcodes as op
 from .errors import InputError, StackLimitError
-from .filter import Filter, compile
+from .filter import MIN_RECORDS_PER_THREAD, Filter, compile
 from .program import Program
 from .seccomp import records
 from .seccomp.actions import SECCOMP_RET_ALLOW, Action, Outcome, outcome, stack_retval
 from .seccomp.layouts import Layout
+
+log = logging.getLogger("bpfjit")
 
 MAX_INSNS_PER_PATH = (1 << 18) // 8   # 32768
 FILTER_PENALTY = 4                     # per earlier filter
@@ -92,6 +97,7 @@ class Stack:
         self.flags: tuple[int, ...] = tuple(
             parse_flags(x) for x in flags) if flags is not None else tuple(
             f.flags for f in compiled)
+        self._native = None                    # the native stack, built on first batch use
 
     def __len__(self) -> int:
         return len(self.filters)
@@ -127,22 +133,87 @@ class Stack:
 
     def evaluate_batch(self, records_: np.ndarray, out: np.ndarray | None = None, *,
                        threads: int = 1, detail: bool = False, env=None):
-        """The stack's values per record; ``detail=True``: a :class:`bpfjit.process.BatchDetail`."""
+        """uint32 stack results (what ``seccomp_run_filters`` returns) for SECCOMP_DATA records.
+
+        ``detail=True``: a :class:`bpfjit.process.BatchDetail` (action, matching filter, logged).
+        When every filter was compiled by ``llvm`` for one layout, the whole
+        stack runs as one native function (:meth:`LlvmBackend.compile_stack
+        <bpfjit.backends.llvm.LlvmBackend.compile_stack>`); otherwise each
+        filter runs on the batch and numpy combines the results.
+        """
         if detail:
             from .batch_detail import detail_batch
             return detail_batch(self.filters, self.flags, records.validate(records_), env,
                                 threads, out)
+        return self.evaluate_batch_matching(records_, out, threads=threads, match=False)[0]
+
+    def evaluate_batch_matching(self, records_: np.ndarray, out: np.ndarray | None = None, *,
+                                threads: int = 1, match: bool = True
+                                ) -> tuple[np.ndarray, np.ndarray | None]:
+        """(results, matching filter per record as int32: 0 = oldest; None unless ``match``).
+
+        The matching filter is the newest filter that returned the winning
+        action (kernel/seccomp.c: ties go to the newest); when all allow, the newest.
+        """
+        recs = records.validate(records_)
+        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+            raise InputError(f"threads must be a positive int, not {threads!r}")
+        n = len(recs)
+        out = np.empty(n, dtype=np.uint32) if out is None else records.validate_out(out, n)
+        which = np.empty(n, dtype=np.int32) if match else None
+        native = self._native_evaluator()
+        if native is None or not recs.flags.aligned or np.may_share_memory(recs, out) \
+                or not out.flags.aligned:
+            self.evaluate_batch_per_filter(recs, out, threads=threads, match=which)
+            return out, which
+        threads = min(threads, os.cpu_count() or 1, max(1, n // MIN_RECORDS_PER_THREAD))
+        if threads == 1:
+            native.evaluate_batch(recs, out, which)
+            return out, which
+        bounds = np.linspace(0, n, threads + 1).astype(np.int64)
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            jobs = [pool.submit(native.evaluate_batch, recs[a:b], out[a:b],
+                                None if which is None else which[a:b])
+                    for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+            for job in jobs:
+                job.result()
+        return out, which
+
+    def _native_evaluator(self):
+        """The one-function native stack when every filter is ``llvm`` on one layout, else None."""
+        if self._native is False:
+            return None
+        if self._native is None:
+            self._native = False
+            if len({f.layout for f in self.filters}) == 1 and \
+                    all(f.backend == "llvm" for f in self.filters):
+                from .backends import llvm
+                try:
+                    self._native = llvm.BACKEND.compile_stack([f.program for f in self.filters],
+                                                              self.layout)
+                except Exception as exc:  # noqa: BLE001 - fall back to per-filter batches
+                    log.warning("bpfjit: native stack failed (%s); evaluating per filter", exc)
+        return self._native or None
+
+    def evaluate_batch_per_filter(self, records_: np.ndarray, out: np.ndarray | None = None, *,
+                                  threads: int = 1, match: np.ndarray | None = None) -> np.ndarray:
+        """The stack result computed filter by filter and combined in numpy (the oracle of the
+        native stack; ``match``: an int32 array to fill with the matching filter)."""
         recs = records.validate(records_)
         n = len(recs)
         out = np.empty(n, dtype=np.uint32) if out is None else records.validate_out(out, n)
         best = np.full(n, SECCOMP_RET_ALLOW, dtype=np.uint32)
         best_key = best.view(np.int32) & np.int32(-65536)
+        if match is not None:
+            match[:] = len(self.filters) - 1
         cur = np.empty(n, dtype=np.uint32)
-        for f in reversed(self.filters):       # newest first; strict < keeps ties with the newest
-            f.evaluate_batch(recs, cur, threads=threads)
+        for index in reversed(range(len(self.filters))):   # newest first; strict < keeps ties
+            self.filters[index].evaluate_batch(recs, cur, threads=threads)
             key = cur.view(np.int32) & np.int32(-65536)
             take = key < best_key
             best[take] = cur[take]
             best_key[take] = key[take]
+            if match is not None:
+                match[take] = index
         out[:] = best
         return out

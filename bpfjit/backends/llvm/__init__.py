@@ -21,7 +21,7 @@ import logging
 import struct
 import time
 from importlib.util import find_spec
-from typing import Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -31,6 +31,9 @@ from ...seccomp.layouts import Layout
 from ...seccomp.records import SECCOMP_DATA
 from . import abi, image
 from .cache import CodeCache, cache_dir, entry_key, host_profile
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .stacked import LlvmStackEvaluator
 
 log = logging.getLogger("bpfjit")
 
@@ -141,37 +144,65 @@ class LlvmBackend:
             raise TypeError("backends compile checked programs only (bpfjit.check(program))")
         if self.unavailable_reason():
             raise BackendUnavailable(self.unavailable_reason())
-        store = self.cache
         try:
             key = self.key(program, layout)
         except Exception as exc:  # noqa: BLE001 - LLVM cannot even describe the host
             raise BackendUnavailable(f"LLVM cannot target this host: {exc}") from exc
+        code, info = self._code(key, lambda: _build(program, layout, self._loader()),
+                                abi.ENTRIES, "program")
+        return LlvmEvaluator(code, program, layout, info)
+
+    def compile_stack(self, programs: "Sequence[CheckedProgram]",
+                      layout: Layout) -> "LlvmStackEvaluator":
+        """One native function for a whole stack (programs OLDEST first), see :mod:`.lower_stack`.
+
+        Cached like single programs, under a key over every program's bytes.
+        """
+        from .stacked import STACK_ENTRIES, LlvmStackEvaluator, build_stack, stack_bytes
+        if not programs or not all(isinstance(p, CheckedProgram) for p in programs):
+            raise TypeError("compile_stack takes a non-empty sequence of checked programs")
+        if self.unavailable_reason():
+            raise BackendUnavailable(self.unavailable_reason())
+        from ... import __version__
+        try:
+            host = host_profile(self.cache.directory, _ask_llvm)
+        except Exception as exc:  # noqa: BLE001 - LLVM cannot even describe the host
+            raise BackendUnavailable(f"LLVM cannot target this host: {exc}") from exc
+        key = entry_key(stack_bytes([_program_bytes(p) for p in programs]),
+                        _layout_fields(layout), f"llvm-stack/{self._loader()}", host, __version__)
+        code, info = self._code(key, lambda: build_stack(programs, layout, self._loader()),
+                                STACK_ENTRIES, "stack")
+        return LlvmStackEvaluator(code, tuple(programs), layout, info)
+
+    def _code(self, key: str, build, entries: tuple[str, ...], what: str) -> tuple[Any, dict]:
+        """Loaded code for ``key``: from memory, from disk, else ``build()`` and store it."""
+        store = self.cache
         found = store.recall(key)
         if found is not None:
             code, info = found
-            return LlvmEvaluator(code, program, layout, dict(info, cache="memory"))
+            return code, dict(info, cache="memory")
         entry = store.load(key)
         if entry is not None:
             header, payload = entry
             try:
-                code = _load(header, payload)
+                code = _load(header, payload, entries)
             except Exception as exc:  # noqa: BLE001 - a stale or foreign entry: rebuild it
                 log.debug("bpfjit cache: entry %s could not be loaded (%s); recompiling", key, exc)
             else:
                 info = dict(header.get("info", {}), kind=header["kind"])
                 store.remember(key, (code, info))
-                return LlvmEvaluator(code, program, layout, dict(info, cache="disk"))
+                return code, dict(info, cache="disk")
         try:
-            code, header, payload = _build(program, layout, self._loader())
+            code, header, payload = build()
         except BackendUnavailable:
             raise
         except Exception as exc:  # noqa: BLE001 - any codegen / JIT failure
-            raise BackendUnavailable(f"LLVM could not compile this program: "
+            raise BackendUnavailable(f"LLVM could not compile this {what}: "
                                      f"{type(exc).__name__}: {exc}") from exc
         store.store(key, header, payload)
         info = dict(header["info"], kind=header["kind"])
         store.remember(key, (code, info))
-        return LlvmEvaluator(code, program, layout, dict(info, cache="miss"))
+        return code, dict(info, cache="miss")
 
 
 def _program_bytes(program: CheckedProgram) -> bytes:
@@ -185,35 +216,42 @@ def _ask_llvm() -> dict[str, str]:
     return engine.host().as_dict()
 
 
-def _load(header: dict[str, Any], payload: bytes) -> Any:
+def _load(header: dict[str, Any], payload: bytes, entries: tuple[str, ...] = abi.ENTRIES) -> Any:
     kind = header.get("kind")
     if kind == "image":
         symbols = {str(k): int(v) for k, v in header["symbols"].items()}
         return image.Mapped(image.Image(payload, int(header["exec_size"]), symbols))
     if kind == "mcjit":
         from . import engine
-        return engine.mcjit_object(payload, abi.ENTRIES)
+        return engine.mcjit_object(payload, entries)
     raise ValueError(f"unknown cache entry kind {kind!r}")
 
 
 def _build(program: CheckedProgram, layout: Layout, loader: str) -> tuple[Any, dict, bytes]:
     """Analyse, lower, optimise, generate and load; returns (code, cache header, payload)."""
     from ...analysis import dispatch, verdicts
-    from . import engine, lower
+    from . import lower
     t0 = time.perf_counter()
     table = verdicts.build(program, layout)
     regions = dispatch.find_dispatches(program)
     t1 = time.perf_counter()
     ir_text = str(lower.lower(program, layout, dispatches=regions, table=table))
-    t2 = time.perf_counter()
     info: dict[str, Any] = {"table_entries": table.entries, "table_known": table.known,
                             "table_windows": len(table.windows), "switches": len(regions)}
+    return _generate(ir_text, loader, abi.ENTRIES, info, t0, t1)
+
+
+def _generate(ir_text: str, loader: str, entries: tuple[str, ...], info: dict[str, Any],
+              t0: float, t1: float) -> tuple[Any, dict, bytes]:
+    """Optimise and generate IR text, load it with ``loader`` (image, else MCJIT)."""
+    from . import engine
+    t2 = time.perf_counter()
     if loader == "image":
         mod = engine.optimize(ir_text, "image")
         t3 = time.perf_counter()
         obj = engine.emit_object(mod)
         try:
-            img = image.link(obj, abi.ENTRIES)
+            img = image.link(obj, entries)
             code = image.Mapped(img)
         except (image.Unsupported, OSError) as exc:
             log.debug("bpfjit: flat image unavailable (%s); using MCJIT", exc)
@@ -226,7 +264,7 @@ def _build(program: CheckedProgram, layout: Layout, loader: str) -> tuple[Any, d
     t2b = time.perf_counter()
     mod = engine.optimize(ir_text, "jit")
     t3 = time.perf_counter()
-    code, obj = engine.mcjit(mod, abi.ENTRIES)
+    code, obj = engine.mcjit(mod, entries)
     t4 = time.perf_counter()
     info.update(_timings(t0, t1, t2b, t3, t4), loader="mcjit")
     return code, {"kind": "mcjit", "info": info}, obj

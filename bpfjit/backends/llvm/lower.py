@@ -310,13 +310,14 @@ def _record_arg(arg: ir.Argument) -> None:
     arg.attributes.align = 4
 
 
-def _table_global(module: ir.Module, table: VerdictTable) -> tuple[ir.GlobalVariable, int] | None:
+def _table_global(module: ir.Module, table: VerdictTable,
+                  name: str = TABLE) -> tuple[ir.GlobalVariable, int] | None:
     values, sentinel = table.flat()
     if not len(values):
         return None
     # one byte-string constant in host order: far cheaper to print and parse than N i32s
     ty = ir.ArrayType(ir.IntType(8), 4 * len(values))
-    g = ir.GlobalVariable(module, ty, TABLE)
+    g = ir.GlobalVariable(module, ty, name)
     g.initializer = ir.Constant(ty, bytearray(values.astype(np.uint32).tobytes()))
     g.global_constant = True
     g.linkage = "internal"
@@ -326,9 +327,10 @@ def _table_global(module: ir.Module, table: VerdictTable) -> tuple[ir.GlobalVari
 
 
 def _lower_lookup(module: ir.Module, body: ir.Function, layout: Layout,
-                  table: VerdictTable | None, const: _Constants) -> ir.Function:
+                  table: VerdictTable | None, const: _Constants, name: str = LOOKUP,
+                  table_name: str = TABLE) -> ir.Function:
     """The verdict table for known (arch, nr), else the program body (inlined where used)."""
-    fn = ir.Function(module, ir.FunctionType(I32, [PTR]), LOOKUP)
+    fn = ir.Function(module, ir.FunctionType(I32, [PTR]), name)
     fn.linkage = "internal"
     _nounwind(fn)
     fn.attributes.add("alwaysinline")
@@ -340,7 +342,7 @@ def _lower_lookup(module: ir.Module, body: ir.Function, layout: Layout,
     rb = ir.IRBuilder(run)
     call = rb.call(body, [rec], name="verdict")
     rb.ret(call)
-    found = _table_global(module, table) if table is not None else None
+    found = _table_global(module, table, table_name) if table is not None else None
     b = ir.IRBuilder(entry)
     if found is None:
         b.branch(run)
@@ -458,6 +460,26 @@ def _lower_args(module: ir.Module, one: ir.Function, layout: Layout, const: _Con
     nb.ret(nb.call(fn, [nr_fn.args[0], const(layout.audit_arch), zero64] + [zero64] * 6))
 
 
+def lower_verdict(module: ir.Module, program: Sequence[Instruction], layout: Layout,
+                  const: _Constants, *, dispatches: dict[int, Dispatch] | None = None,
+                  table: VerdictTable | None = None, prefix: str = "",
+                  inline_body: bool = False) -> ir.Function:
+    """Add ``<prefix>bpfjit_program`` and its verdict-table front ``<prefix>bpfjit_lookup``
+    (``i32 (ptr rec)``, internal, always inlined) to ``module``; returns the latter.
+
+    The body is kept out of line for one filter (its table path stays small) and
+    inlined when ``inline_body`` (a stack: :mod:`.lower_stack`).
+    """
+    body = ir.Function(module, ir.FunctionType(I32, [PTR]), prefix + BODY)
+    body.linkage = "internal"
+    _nounwind(body)
+    body.attributes.add("alwaysinline" if inline_body else "noinline")
+    body.args[0].name = "rec"
+    _record_arg(body.args[0])
+    _BodyBuilder(program, layout, dispatches or {}, body, const).build()
+    return _lower_lookup(module, body, layout, table, const, prefix + LOOKUP, prefix + TABLE)
+
+
 def lower(program: Sequence[Instruction], layout: Layout, *,
           dispatches: dict[int, Dispatch] | None = None,
           table: VerdictTable | None = None, name: str = "bpfjit") -> ir.Module:
@@ -466,14 +488,7 @@ def lower(program: Sequence[Instruction], layout: Layout, *,
         raise ValueError("cannot lower an empty program")
     module = ir.Module(name=name)
     const = _Constants()
-    body = ir.Function(module, ir.FunctionType(I32, [PTR]), BODY)
-    body.linkage = "internal"
-    _nounwind(body)
-    body.attributes.add("noinline")
-    body.args[0].name = "rec"
-    _record_arg(body.args[0])
-    _BodyBuilder(program, layout, dispatches or {}, body, const).build()
-    lookup = _lower_lookup(module, body, layout, table, const)
+    lookup = lower_verdict(module, program, layout, const, dispatches=dispatches, table=table)
     _lower_batch(module, lookup)
     _lower_args(module, _lower_one(module, lookup), layout, const)
     return module
