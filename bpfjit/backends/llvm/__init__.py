@@ -90,11 +90,13 @@ class LlvmEvaluator:
             from . import engine, lower
             table = verdicts.build(self.program, self.layout)
             regions = dispatch.find_dispatches(self.program)
-            ir_text = str(lower.lower(self.program, self.layout, dispatches=regions, table=table))
+            module = lower.lower(self.program, self.layout, dispatches=regions, table=table)
+            lean = _lean(module)
+            ir_text = str(module)
             kind = "jit" if self.info.get("kind") == "mcjit" else "image"
-            mod = engine.optimize(ir_text, kind)
+            mod = engine.optimize(ir_text, kind, lean)
             self._describe = {"ir": ir_text, "optimized_ir": str(mod),
-                              "asm": engine.assembly(mod, kind)}
+                              "asm": engine.assembly(mod, kind, lean)}
             self._describe.update({k: str(v) for k, v in self.info.items()})
         return dict(self._describe)
 
@@ -204,14 +206,18 @@ def _build(program: CheckedProgram, layout: Layout, loader: str) -> tuple[Any, d
     table = verdicts.build(program, layout)
     regions = dispatch.find_dispatches(program)
     t1 = time.perf_counter()
-    ir_text = str(lower.lower(program, layout, dispatches=regions, table=table))
+    module = lower.lower(program, layout, dispatches=regions, table=table)
+    lean = _lean(module)
+    ir_text = str(module)
     t2 = time.perf_counter()
     info: dict[str, Any] = {"table_entries": table.entries, "table_known": table.known,
-                            "table_windows": len(table.windows), "switches": len(regions)}
+                            "table_windows": len(table.windows), "switches": len(regions),
+                            "table_abandoned": len(table.abandoned),
+                            "codegen": "lean" if lean else "full"}
     if loader == "image":
-        mod = engine.optimize(ir_text, "image")
+        mod = engine.optimize(ir_text, "image", lean)
         t3 = time.perf_counter()
-        obj = engine.emit_object(mod)
+        obj = engine.emit_object(mod, lean)
         try:
             img = image.link(obj, abi.ENTRIES)
             code = image.Mapped(img)
@@ -224,12 +230,19 @@ def _build(program: CheckedProgram, layout: Layout, loader: str) -> tuple[Any, d
                       "info": info}
             return code, header, img.code
     t2b = time.perf_counter()
-    mod = engine.optimize(ir_text, "jit")
+    mod = engine.optimize(ir_text, "jit", lean)
     t3 = time.perf_counter()
-    code, obj = engine.mcjit(mod, abi.ENTRIES)
+    code, obj = engine.mcjit(mod, abi.ENTRIES, lean)
     t4 = time.perf_counter()
     info.update(_timings(t0, t1, t2b, t3, t4), loader="mcjit")
     return code, {"kind": "mcjit", "info": info}, obj
+
+
+def _lean(module: Any) -> bool:
+    """Whether LLVM compiles ``module`` in lean mode (:mod:`.engine`): only when it is large."""
+    from . import lower
+    units, blocks = lower.size(module)
+    return units > lower.LEAN_UNITS or blocks > lower.LEAN_BLOCKS
 
 
 def _timings(t0: float, t1: float, t2: float, t3: float, t4: float) -> dict[str, float]:

@@ -38,7 +38,7 @@ MAGIC = b"BPFJITC1"
 DIGEST = 32
 MEMORY_ENTRIES = 128
 #: bump whenever lowering, the entry points or the payload format change
-CODE_FORMAT = 1
+CODE_FORMAT = 2
 
 _VOLATILE_CPUINFO = ("cpu mhz", "bogomips", "processor", "core id", "apicid", "initial apicid",
                      "physical id", "siblings", "cpu cores", "power management")
