@@ -48,7 +48,7 @@ class LlvmEvaluator:
     releases_gil = True
 
     def __init__(self, code: Any, program: CheckedProgram, layout: Layout, info: dict[str, Any]):
-        fns = abi.bind(code.addresses)
+        fns = abi.bind(code.addresses, code)
         self._code = code                      # owns the executable memory / the MCJIT engine
         self.program = program
         self.layout = layout
