@@ -131,11 +131,12 @@ class LlvmBackend:
     def _loader(self) -> str:
         return self.loader or ("image" if image.supported() else "mcjit")
 
-    def key(self, program: CheckedProgram, layout: Layout) -> str:
+    def key(self, program: CheckedProgram, layout: Layout, program_bytes: bytes | None = None
+            ) -> str:
         from ... import __version__
         store = self.cache
-        host = host_profile(store.directory, _ask_llvm)
-        return entry_key(_program_bytes(program), _layout_fields(layout),
+        host = host_profile(store.disk(), _ask_llvm)
+        return entry_key(program_bytes or _program_bytes(program), _layout_fields(layout),
                          f"llvm/{self._loader()}", host, __version__)
 
     def compile(self, program: CheckedProgram, layout: Layout) -> LlvmEvaluator:
@@ -144,15 +145,16 @@ class LlvmBackend:
         if self.unavailable_reason():
             raise BackendUnavailable(self.unavailable_reason())
         store = self.cache
+        raw = _program_bytes(program)
         try:
-            key = self.key(program, layout)
+            key = self.key(program, layout, raw)
         except Exception as exc:  # noqa: BLE001 - LLVM cannot even describe the host
             raise BackendUnavailable(f"LLVM cannot target this host: {exc}") from exc
         found = store.recall(key)
         if found is not None:
             code, info = found
             return LlvmEvaluator(code, program, layout, dict(info, cache="memory"))
-        entry = store.load(key)
+        entry = store.load(key, raw)
         if entry is not None:
             header, payload = entry
             try:
@@ -170,7 +172,7 @@ class LlvmBackend:
         except Exception as exc:  # noqa: BLE001 - any codegen / JIT failure
             raise BackendUnavailable(f"LLVM could not compile this program: "
                                      f"{type(exc).__name__}: {exc}") from exc
-        store.store(key, header, payload)
+        store.store(key, header, payload, raw)
         info = dict(header["info"], kind=header["kind"])
         store.remember(key, (code, info))
         return LlvmEvaluator(code, program, layout, dict(info, cache="miss"))
