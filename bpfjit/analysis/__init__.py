@@ -2,7 +2,8 @@
 
 - :mod:`.cfg` — basic blocks, successors, predecessors, reachability;
 - :mod:`.dispatch` — chains of ``jeq #k`` on one loaded word (syscall dispatch);
-- :mod:`.verdicts` — the per-(arch, nr) constant-verdict table.
+- :mod:`.verdicts` — the per-(arch, nr) constant-verdict table;
+- :mod:`.budget` — the work-unit budgets that bound every analysis's time.
 
 Nothing here changes what a program returns; every fact is proven exact by tests
 against the reference interpreter.

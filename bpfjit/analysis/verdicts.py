@@ -19,6 +19,10 @@ numpy vector of one u32 per ``nr``. Jumps split the set; paths that reach the
 same instruction with the same abstract registers merge. Everything
 over-approximates the paths the program can take, so a determined verdict is
 exact; tests check every entry of every real filter against the reference.
+
+The work is bounded (:mod:`.budget`): each step costs a unit, a step on a
+vector ``1 + words // VECTOR_UNIT``; an arch that spends ``STEP_BUDGET`` (or
+the table ``TOTAL_BUDGET``) is abandoned, and its records run the program.
 """
 from __future__ import annotations
 
