@@ -99,6 +99,15 @@ def test_a_fresh_user_cache_is_private(tmp_path):
     assert (where / cache.KEY_FILE).stat().st_size == cache.KEY_SIZE
 
 
+def test_an_own_readable_directory_is_made_private(tmp_path, monkeypatch):
+    d = tmp_path / "cache"
+    d.mkdir(mode=0o755)
+    d.chmod(0o755)
+    monkeypatch.setenv("BPFJIT_CACHE_DIR", str(d))
+    assert_correct(compiled(program(59, 0x50001)))
+    assert stat.S_IMODE(d.stat().st_mode) == 0o700 and entries(d)
+
+
 @pytest.mark.parametrize("hostility", ["other-owner", "mode-0777", "group-writable", "a-file",
                                        "key-other-owner", "key-0644", "key-fifo"])
 def test_a_hostile_directory_is_refused_with_a_warning(tmp_path, monkeypatch, hostility):

@@ -203,6 +203,11 @@ def open_private(directory: Path) -> bytes:
     if not stat.S_ISDIR(st.st_mode):
         raise _Refused(f"{directory} is not a directory")
     _private(st, str(directory), 0o022)
+    if st.st_mode & 0o077:                   # ours, but readable by others (made by another tool)
+        try:
+            os.chmod(directory, 0o700)
+        except OSError as exc:
+            log.debug("bpfjit cache: cannot make %s private (0700): %s", directory, exc)
     path = directory / KEY_FILE
     for _ in range(3):
         try:
