@@ -290,8 +290,10 @@ def run(seconds: float, seed: int = 0, *, programs: int | None = None, check_inp
 
     Each compiled filter is compared with the reference interpreter on
     ``check_inputs`` records biased to its constants. Returns ``programs``,
-    ``slowest_s`` with its shape, seed index and the backend's split, the
-    slowest per shape, and ``mismatches`` (a list; empty when all agree).
+    ``slowest_s`` (wall) with its shape, seed index and the backend's split,
+    ``slowest_cpu_s`` (the process's CPU time for that compile: on a shared
+    or niced machine the wall time mostly measures waiting), the slowest per
+    shape, and ``mismatches`` (a list; empty when all agree).
     """
     import time
 
@@ -307,18 +309,19 @@ def run(seconds: float, seed: int = 0, *, programs: int | None = None, check_inp
     lay = layout("x86_64")
     reference = ReferenceBackend()
     rng = random.Random(seed)
-    stats: dict = {"programs": 0, "slowest_s": 0.0, "slowest": None, "per_shape": {},
-                   "mismatches": []}
+    stats: dict = {"programs": 0, "slowest_s": 0.0, "slowest": None, "slowest_cpu_s": 0.0,
+                   "slowest_cpu": None, "per_shape": {}, "mismatches": []}
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and (programs is None or stats["programs"] < programs):
         index = stats["programs"]
         shape, program = adversarial_program(rng)
         checked = check(program)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         evaluator = LlvmBackend(cache=CodeCache(None)).compile(checked, lay)
-        took = time.perf_counter() - t0
+        took, cpu = time.perf_counter() - t0, time.process_time() - c0
         stats["programs"] += 1
         row = {"shape": shape, "index": index, "insns": len(program), "seconds": round(took, 3),
+               "cpu_seconds": round(cpu, 3),
                **{k: evaluator.info.get(k) for k in ("analysis_ms", "lower_ms", "optimize_ms",
                                                      "codegen_ms", "codegen", "switches")}}
         best = stats["per_shape"].get(shape)
@@ -326,6 +329,8 @@ def run(seconds: float, seed: int = 0, *, programs: int | None = None, check_inp
             stats["per_shape"][shape] = row
         if took > stats["slowest_s"]:
             stats["slowest_s"], stats["slowest"] = took, row
+        if cpu > stats["slowest_cpu_s"]:
+            stats["slowest_cpu_s"], stats["slowest_cpu"] = cpu, row
         records = inputs_for(program, rng, check_inputs, layout=lay)
         got = np.zeros(len(records), dtype=np.uint32)
         evaluator.evaluate_batch(records, got)
@@ -337,6 +342,21 @@ def run(seconds: float, seed: int = 0, *, programs: int | None = None, check_inp
         if report is not None:
             report(row)
     return stats
+
+
+def replay(seed: int, indices: "set[int]", check_inputs: int = 4) -> "dict[int, tuple[str, Program]]":
+    """The programs :func:`run` drew at ``indices`` for ``seed`` (to re-time the slowest)."""
+    from .inputs import inputs_for
+    rng = random.Random(seed)
+    found = {}
+    index = 0
+    while len(found) < len(indices):
+        shape, program = adversarial_program(rng)
+        if index in indices:
+            found[index] = (shape, program)
+        inputs_for(program, rng, check_inputs, layout="x86_64")    # what run() draws next
+        index += 1
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
