@@ -9,6 +9,7 @@
 - :mod:`.semantics` — the exact semantics: per (arch, nr), regions of the argument space with one
   result each (:mod:`.conditions` holds the condition language, :mod:`.solver` the z3 fallback);
 - :mod:`.compare` — semantic difference of two filters, with witnesses checked by the reference.
+- :mod:`.budget` — the work-unit budgets that bound every analysis's time.
 
 Nothing here changes what a program returns; every fact is proven exact by tests
 against the reference interpreter.

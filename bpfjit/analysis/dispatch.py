@@ -31,6 +31,7 @@ from typing import Sequence
 
 from .. import opcodes as op
 from ..program import Instruction
+from .budget import Budget, BudgetExceeded
 from .cfg import successors
 
 JEQ_K = op.BPF_JMP | op.BPF_JEQ | op.BPF_K
@@ -46,6 +47,11 @@ MIN_CASES = 4
 MAX_CASES_PER_INSN = 8
 #: give up on a region whose paths split into more pieces than this per instruction
 MAX_PIECES_PER_INSN = 4
+#: work units (:mod:`.budget`) for all regions of a program: a path step costs one unit plus
+#: one per 16 refused values it carries; regions not explored when it runs out stay
+#: compare-and-branch (a cubic shape — many heads into a long chain whose nodes both lead on
+#: into it — would otherwise take minutes)
+DISPATCH_BUDGET = 100_000
 
 
 @dataclass(frozen=True)
@@ -108,18 +114,21 @@ class _TooBig(Exception):
     pass
 
 
-def explore(program: Sequence[Instruction], head: int, max_pieces: int
-            ) -> tuple[list[tuple[int, int, int]], set[int]]:
+def explore(program: Sequence[Instruction], head: int, max_pieces: int,
+            budget: Budget | None = None) -> tuple[list[tuple[int, int, int]], set[int]]:
     """Follow every path from ``head`` with the values A may still hold.
 
     Returns the pieces (lo, hi, leaving instruction) — single values are
-    pieces with ``lo == hi`` — and the region's members.
+    pieces with ``lo == hi`` — and the region's members. Raises
+    :class:`~.budget.BudgetExceeded` when ``budget`` runs out.
     """
+    spend = (budget or Budget(DISPATCH_BUDGET, "dispatch")).spend
     pieces: list[tuple[int, int, int]] = []
     members: set[int] = set()
     stack: list[tuple[int, int, int, frozenset[int]]] = [(head, 0, U32, frozenset())]
     while stack:
         pc, lo, hi, refused = stack.pop()
+        spend(1 + (len(refused) >> 4))
         if lo == hi and lo in refused:
             continue                                      # no value can take this path
         insn = program[pc]
@@ -183,18 +192,21 @@ def _dispatch(head: int, pieces: list[tuple[int, int, int]], members: set[int]) 
     return Dispatch(head, tuple(sorted(cases.items())), default, ranges, tuple(sorted(members)))
 
 
-def find_dispatches(program: Sequence[Instruction], *, min_cases: int = MIN_CASES
-                    ) -> dict[int, Dispatch]:
+def find_dispatches(program: Sequence[Instruction], *, min_cases: int = MIN_CASES,
+                    budget: int = DISPATCH_BUDGET) -> dict[int, Dispatch]:
     """Head instruction -> Dispatch, for every reachable region worth a ``switch``.
 
     A head is a comparison entered from something other than a region node
     (a ``ja`` counts as the nodes that reach it). Heads are taken in program
     order until the total number of cases would exceed
-    ``MAX_CASES_PER_INSN * len(program)``; later regions stay compare-and-branch.
+    ``MAX_CASES_PER_INSN * len(program)``, or until ``budget`` work units
+    are spent; later regions stay compare-and-branch (each region found is
+    exact on its own).
     """
+    work = Budget(budget, "dispatch")
     n = len(program)
     preds = _predecessors(program)
-    budget = MAX_CASES_PER_INSN * n
+    cases_left = MAX_CASES_PER_INSN * n
     max_pieces = MAX_PIECES_PER_INSN * n + 64
     # entered[pc]: some path reaches pc without passing through a comparison node
     # (a ``ja`` passes on what reaches it); jumps go forward, so one pass suffices.
@@ -214,14 +226,16 @@ def find_dispatches(program: Sequence[Instruction], *, min_cases: int = MIN_CASE
         if not (preds[pc] or pc == 0) or not entered[pc]:
             continue
         try:
-            pieces, members = explore(program, pc, max_pieces)
+            pieces, members = explore(program, pc, max_pieces, work)
         except _TooBig:
             continue
+        except BudgetExceeded:
+            break
         region = _dispatch(pc, pieces, members)
         if region is None or len(region.cases) < min_cases:
             continue
-        budget -= len(region.cases) + len(region.ranges)
-        if budget < 0:
+        cases_left -= len(region.cases) + len(region.ranges)
+        if cases_left < 0:
             break
         found[pc] = region
     return found

@@ -19,6 +19,10 @@ numpy vector of one u32 per ``nr``. Jumps split the set; paths that reach the
 same instruction with the same abstract registers merge. Everything
 over-approximates the paths the program can take, so a determined verdict is
 exact; tests check every entry of every real filter against the reference.
+
+The work is bounded (:mod:`.budget`): each step costs a unit, a step on a
+vector ``1 + words // VECTOR_UNIT``; an arch that spends ``STEP_BUDGET`` (or
+the table ``TOTAL_BUDGET``) is abandoned, and its records run the program.
 """
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ import numpy as np
 from .. import opcodes as op
 from ..program import Instruction
 from ..seccomp.layouts import ARCH_OFFSET, NR_OFFSET, SECCOMP_DATA_SIZE, Layout
+from .budget import Budget, BudgetExceeded
 from .cfg import leaders
 
 U32 = 0xFFFFFFFF
@@ -48,8 +53,13 @@ MAX_WINDOWS = 8
 MAX_ARCHES = 8
 #: at most this many table entries in all
 MAX_ENTRIES = 1 << 16
-#: give up on an arch after this many abstract instruction steps
+#: give up on an arch after it spent this many work units (:mod:`.budget`: an abstract
+#: step is one unit, a step on a vector over the windows more)
 STEP_BUDGET = 150_000
+#: and on the whole table once all arches together spent this many
+TOTAL_BUDGET = 400_000
+#: a vector operation over the windows costs 1 + (nr words under analysis) // VECTOR_UNIT units
+VECTOR_UNIT = 256
 
 LD_ABS = op.BPF_LD | op.BPF_W | op.BPF_ABS
 JEQ_K = op.BPF_JMP | op.BPF_JEQ | op.BPF_K
@@ -96,7 +106,7 @@ class VerdictTable:
     """Windows of constant verdicts; ``lookup(arch, nr)`` is the verdict or None."""
 
     windows: tuple[Window, ...] = ()
-    steps: int = 0
+    steps: int = 0                                   # work units spent (:mod:`.budget`)
     abandoned: tuple[int, ...] = field(default=())   # arch values whose analysis hit the budget
 
     def lookup(self, arch: int, nr: int) -> int | None:
@@ -376,10 +386,20 @@ def _key(value) -> object:
 
 
 class _Results:
+    """The values ``ret`` instructions return, per nr word.
+
+    Constants are kept as masks per value (cheap: one big-int OR per ``ret #k``);
+    vectors (``ret a`` with A depending on nr) as two arrays, the value seen and
+    whether one or several were seen, so a ``ret a`` costs one pass over the
+    words however many distinct values A holds.
+    """
+
     def __init__(self, space: _Space):
         self.space = space
         self.by_value: dict[int, int] = {}
         self.unknown = 0
+        self.vec_value = np.zeros(space.n, dtype=np.uint32)
+        self.vec_state = np.zeros(space.n, dtype=np.uint8)     # 0 none, 1 one value, 2 several
 
     def add(self, value, mask: int) -> None:
         if not mask:
@@ -389,10 +409,14 @@ class _Results:
         elif isinstance(value, int):
             self.by_value[value] = self.by_value.get(value, 0) | mask
         else:
-            vec = _vec(value, self.space)
+            vec = np.broadcast_to(np.asarray(_vec(value, self.space), dtype=np.uint32),
+                                  (self.space.n,))
             flags = self.space.to_flags(mask)
-            for v in np.unique(vec[flags]).tolist():
-                self.add(int(v), mask & self.space.to_mask((vec == v) & flags))
+            fresh = flags & (self.vec_state == 0)
+            clash = flags & (self.vec_state == 1) & (self.vec_value != vec)
+            self.vec_value[fresh] = vec[fresh]
+            self.vec_state[fresh] = 1
+            self.vec_state[clash] = 2
 
     def table(self) -> tuple[np.ndarray, np.ndarray]:
         once = twice = 0
@@ -405,27 +429,38 @@ class _Results:
             hit = m & determined
             if hit:
                 verdicts[self.space.to_flags(hit)] = v
-        return verdicts, self.space.to_flags(determined)
-
-
-class BudgetExceeded(Exception):
-    """The abstract interpretation took too many steps; the arch gets no table."""
+        known = self.space.to_flags(determined)
+        if self.vec_state.any():
+            by_const = self.space.to_flags(once)
+            undetermined = self.space.to_flags(twice | self.unknown) | (self.vec_state == 2)
+            one_vec = self.vec_state == 1
+            clash = one_vec & by_const & (verdicts != self.vec_value)
+            only_vec = one_vec & ~by_const
+            verdicts[only_vec] = self.vec_value[only_vec]
+            known = (known | only_vec) & ~undetermined & ~clash
+        return verdicts, known
 
 
 def interpret(program: Sequence[Instruction], arch: int, space: _Space,
-              budget: int = STEP_BUDGET, starts: "set[int] | None" = None
+              budget: "Budget | int" = STEP_BUDGET, starts: "set[int] | None" = None
               ) -> tuple[np.ndarray, np.ndarray, int]:
-    """(verdicts, known, steps) for every nr word of ``space`` under ``arch``.
+    """(verdicts, known, units spent) for every nr word of ``space`` under ``arch``.
 
-    ``starts``: the program's block leaders (computed if not given).
+    ``budget``: a :class:`~.budget.Budget` (or its size in units); raises
+    :class:`~.budget.BudgetExceeded` when it runs out. ``starts``: the
+    program's block leaders (computed if not given).
     """
+    if not isinstance(budget, Budget):
+        budget = Budget(budget, "verdict table")
+    before = budget.spent
+    vector_cost = 1 + space.n // VECTOR_UNIT
     program = tuple(program)
     if starts is None:
         starts = set(leaders(program))
     results = _Results(space)
     pending: dict[int, dict[object, list]] = {}
     heap: list[int] = []
-    steps = 0
+    spend = budget.spend
 
     def push(pc: int, mask: int, a, x, mem: tuple[tuple, tuple]) -> None:
         """Queue a state; ``mem`` is (the 16 cell values, their merge keys)."""
@@ -448,14 +483,15 @@ def interpret(program: Sequence[Instruction], arch: int, space: _Space,
         for mask, a, x, mem in pending.pop(start).values():
             pc = start
             while True:
-                steps += 1
-                if steps > budget:
-                    raise BudgetExceeded(f"more than {budget} abstract steps")
+                spend(1)
                 insn = program[pc]
                 code, k = insn.code, insn.k
                 cls = op.bpf_class(code)
                 if cls == op.BPF_RET:
-                    results.add(k if code == op.BPF_RET | op.BPF_K else a, mask)
+                    value = k if code == op.BPF_RET | op.BPF_K else a
+                    if value is not None and value.__class__ is not int:
+                        spend(vector_cost)
+                    results.add(value, mask)
                     break
                 if cls == op.BPF_JMP:
                     if code == op.BPF_JMP | op.BPF_JA:
@@ -464,6 +500,9 @@ def interpret(program: Sequence[Instruction], arch: int, space: _Space,
                     jop = op.bpf_op(code)
                     b = x if op.bpf_src(code) == op.BPF_X else k
                     tt, ff = pc + 1 + insn.jt, pc + 1 + insn.jf
+                    if (a is not None and a.__class__ is not int) or (
+                            b is not None and b.__class__ is not int):
+                        spend(vector_cost)
                     split = _split(jop, a, b, mask, space)
                     if tt == ff:
                         push(tt, mask, a, x, mem)
@@ -504,6 +543,8 @@ def interpret(program: Sequence[Instruction], arch: int, space: _Space,
                 elif code == op.BPF_MISC | op.BPF_TXA:
                     a = x
                 elif code == op.BPF_ALU | op.BPF_NEG:
+                    if a is not None and a.__class__ is not int:
+                        spend(vector_cost)
                     a = _alu(op.BPF_SUB, 0, a, space)
                 elif cls == op.BPF_ALU:
                     aop = op.bpf_op(code)
@@ -517,6 +558,9 @@ def interpret(program: Sequence[Instruction], arch: int, space: _Space,
                             mask = zero[1]
                             if not mask:
                                 break
+                    if (a is not None and a.__class__ is not int) or (
+                            b is not None and b.__class__ is not int):
+                        spend(vector_cost)
                     a = _alu(aop, a, b, space)
                 else:
                     raise AssertionError(f"instruction {pc}: {op.code_name(code)} is not a "
@@ -525,12 +569,19 @@ def interpret(program: Sequence[Instruction], arch: int, space: _Space,
                 if pc in starts:
                     push(pc, mask, a, x, mem)
                     break
+    spend(vector_cost * (1 + len(results.by_value) // 8))
     verdicts, known = results.table()
-    return verdicts, known, steps
+    return verdicts, known, budget.spent - before
 
 
-def build(program: Sequence[Instruction], layout: Layout, *, budget: int = STEP_BUDGET) -> VerdictTable:
-    """The constant-verdict table of a checked program for ``layout``."""
+def build(program: Sequence[Instruction], layout: Layout, *, budget: int = STEP_BUDGET,
+          total: int = TOTAL_BUDGET) -> VerdictTable:
+    """The constant-verdict table of a checked program for ``layout``.
+
+    Each arch value may spend ``budget`` work units, all of them together
+    ``total``; an arch that runs out is ``abandoned`` (it gets no windows,
+    and the backend runs the program for its records).
+    """
     nr_k, arch_k = tested_constants(program)
     spans = windows_for(nr_k)
     arches = [layout.audit_arch] + sorted(arch_k - {layout.audit_arch})
@@ -542,20 +593,21 @@ def build(program: Sequence[Instruction], layout: Layout, *, budget: int = STEP_
     space = _Space(spans)
     starts = set(leaders(program))
     windows: list[Window] = []
-    steps = 0
+    left = total
     abandoned = []
     for arch in arches:
+        allowed = Budget(min(budget, left), "verdict table")
         try:
-            verdicts, known, used = interpret(program, arch, space, budget, starts)
+            verdicts, known, _ = interpret(program, arch, space, allowed, starts)
         except BudgetExceeded:
             abandoned.append(arch)
-            steps += budget
             continue
-        steps += used
+        finally:
+            left -= allowed.spent
         pos = 0
         for base, size in spans:
             kn = known[pos:pos + size]
             if kn.any():
                 windows.append(Window(arch, base, verdicts[pos:pos + size].copy(), kn.copy()))
             pos += size
-    return VerdictTable(tuple(windows), steps, tuple(abandoned))
+    return VerdictTable(tuple(windows), total - left, tuple(abandoned))

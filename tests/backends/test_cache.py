@@ -37,6 +37,10 @@ def cache_dir(tmp_path, monkeypatch):
     cache.forget_host_profile()
 
 
+def secret(directory) -> bytes:
+    return (directory / cache.KEY_FILE).read_bytes()
+
+
 def new_process() -> None:
     """What a fresh process has: nothing in memory."""
     llvm_backend.BACKEND.cache.clear_memory()
@@ -124,7 +128,7 @@ def test_a_corrupt_entry_is_detected_and_rebuilt(cache_dir, damage, monkeypatch)
     assert llvm_backend.BACKEND.cache.stats["corrupt"] == before["corrupt"] + 1
     assert_correct(f7)
     assert_correct(f8)
-    cache.unpack(path.read_bytes())                         # rewritten, valid again
+    cache.unpack(path.read_bytes(), secret(cache_dir))      # rewritten, valid again
     new_process()
     forbid_llvm(monkeypatch)
     assert bpfjit.compile(program(7), backend="llvm", arch="x86_64").evaluator.info["cache"] == "disk"
@@ -137,7 +141,7 @@ def test_a_corrupt_host_profile_is_rebuilt(cache_dir):
     new_process()
     f = bpfjit.compile(program(9), backend="llvm", arch="x86_64")
     assert f.evaluator.info["cache"] == "disk"              # same key: LLVM re-describes the host
-    header, _ = cache.unpack(profile.read_bytes())
+    header, _ = cache.unpack(profile.read_bytes(), secret(cache_dir))
     assert header["host"] == engine.host().as_dict()
 
 
@@ -146,9 +150,10 @@ def test_unwritable_cache_dir_is_not_an_error(tmp_path, monkeypatch):
     blocker.write_text("not a directory")
     monkeypatch.setenv("BPFJIT_CACHE_DIR", str(blocker / "cache"))
     new_process()
-    f = bpfjit.compile(program(10), backend="llvm", arch="x86_64")
+    with pytest.warns(cache.CacheRefused, match="cannot create"):
+        f = bpfjit.compile(program(10), backend="llvm", arch="x86_64")
     assert f.evaluator.info["cache"] == "miss"
-    assert llvm_backend.BACKEND.cache.stats["write_failures"] >= 1
+    assert llvm_backend.BACKEND.cache.stats["refused"] == 1
     assert_correct(f)
     assert bpfjit.compile(program(10), backend="llvm", arch="x86_64").evaluator.info["cache"] == "memory"
 

@@ -51,7 +51,7 @@ class LlvmEvaluator:
     releases_gil = True
 
     def __init__(self, code: Any, program: CheckedProgram, layout: Layout, info: dict[str, Any]):
-        fns = abi.bind(code.addresses)
+        fns = abi.bind(code.addresses, code)
         self._code = code                      # owns the executable memory / the MCJIT engine
         self.program = program
         self.layout = layout
@@ -93,11 +93,13 @@ class LlvmEvaluator:
             from . import engine, lower
             table = verdicts.build(self.program, self.layout)
             regions = dispatch.find_dispatches(self.program)
-            ir_text = str(lower.lower(self.program, self.layout, dispatches=regions, table=table))
+            module = lower.lower(self.program, self.layout, dispatches=regions, table=table)
+            lean = _lean(module)
+            ir_text = str(module)
             kind = "jit" if self.info.get("kind") == "mcjit" else "image"
-            mod = engine.optimize(ir_text, kind)
+            mod = engine.optimize(ir_text, kind, lean)
             self._describe = {"ir": ir_text, "optimized_ir": str(mod),
-                              "asm": engine.assembly(mod, kind)}
+                              "asm": engine.assembly(mod, kind, lean)}
             self._describe.update({k: str(v) for k, v in self.info.items()})
         return dict(self._describe)
 
@@ -132,11 +134,12 @@ class LlvmBackend:
     def _loader(self) -> str:
         return self.loader or ("image" if image.supported() else "mcjit")
 
-    def key(self, program: CheckedProgram, layout: Layout) -> str:
+    def key(self, program: CheckedProgram, layout: Layout, program_bytes: bytes | None = None
+            ) -> str:
         from ... import __version__
         store = self.cache
-        host = host_profile(store.directory, _ask_llvm)
-        return entry_key(_program_bytes(program), _layout_fields(layout),
+        host = host_profile(store.disk(), _ask_llvm)
+        return entry_key(program_bytes or _program_bytes(program), _layout_fields(layout),
                          f"llvm/{self._loader()}", host, __version__)
 
     def compile(self, program: CheckedProgram, layout: Layout) -> LlvmEvaluator:
@@ -144,12 +147,13 @@ class LlvmBackend:
             raise TypeError("backends compile checked programs only (bpfjit.check(program))")
         if self.unavailable_reason():
             raise BackendUnavailable(self.unavailable_reason())
+        raw = _program_bytes(program)
         try:
-            key = self.key(program, layout)
+            key = self.key(program, layout, raw)
         except Exception as exc:  # noqa: BLE001 - LLVM cannot even describe the host
             raise BackendUnavailable(f"LLVM cannot target this host: {exc}") from exc
         code, info = self._code(key, lambda: _build(program, layout, self._loader()),
-                                abi.ENTRIES, "program")
+                                abi.ENTRIES, "program", raw)
         return LlvmEvaluator(code, program, layout, info)
 
     def compile_stack(self, programs: "Sequence[CheckedProgram]",
@@ -165,23 +169,26 @@ class LlvmBackend:
             raise BackendUnavailable(self.unavailable_reason())
         from ... import __version__
         try:
-            host = host_profile(self.cache.directory, _ask_llvm)
+            host = host_profile(self.cache.disk(), _ask_llvm)
         except Exception as exc:  # noqa: BLE001 - LLVM cannot even describe the host
             raise BackendUnavailable(f"LLVM cannot target this host: {exc}") from exc
-        key = entry_key(stack_bytes([_program_bytes(p) for p in programs]),
-                        _layout_fields(layout), f"llvm-stack/{self._loader()}", host, __version__)
+        raw = stack_bytes([_program_bytes(p) for p in programs])
+        key = entry_key(raw, _layout_fields(layout), f"llvm-stack/{self._loader()}", host,
+                        __version__)
         code, info = self._code(key, lambda: build_stack(programs, layout, self._loader()),
-                                STACK_ENTRIES, "stack")
+                                STACK_ENTRIES, "stack", raw)
         return LlvmStackEvaluator(code, tuple(programs), layout, info)
 
-    def _code(self, key: str, build, entries: tuple[str, ...], what: str) -> tuple[Any, dict]:
-        """Loaded code for ``key``: from memory, from disk, else ``build()`` and store it."""
+    def _code(self, key: str, build, entries: tuple[str, ...], what: str,
+              raw: bytes) -> tuple[Any, dict]:
+        """Loaded code for ``key``: from memory, from disk (authenticated, ``raw`` program bytes
+        re-compared), else ``build()`` and store it."""
         store = self.cache
         found = store.recall(key)
         if found is not None:
             code, info = found
             return code, dict(info, cache="memory")
-        entry = store.load(key)
+        entry = store.load(key, raw)
         if entry is not None:
             header, payload = entry
             try:
@@ -199,7 +206,7 @@ class LlvmBackend:
         except Exception as exc:  # noqa: BLE001 - any codegen / JIT failure
             raise BackendUnavailable(f"LLVM could not compile this {what}: "
                                      f"{type(exc).__name__}: {exc}") from exc
-        store.store(key, header, payload)
+        store.store(key, header, payload, raw)
         info = dict(header["info"], kind=header["kind"])
         store.remember(key, (code, info))
         return code, dict(info, cache="miss")
@@ -235,21 +242,26 @@ def _build(program: CheckedProgram, layout: Layout, loader: str) -> tuple[Any, d
     table = verdicts.build(program, layout)
     regions = dispatch.find_dispatches(program)
     t1 = time.perf_counter()
-    ir_text = str(lower.lower(program, layout, dispatches=regions, table=table))
+    module = lower.lower(program, layout, dispatches=regions, table=table)
+    lean = _lean(module)
+    ir_text = str(module)
     info: dict[str, Any] = {"table_entries": table.entries, "table_known": table.known,
-                            "table_windows": len(table.windows), "switches": len(regions)}
-    return _generate(ir_text, loader, abi.ENTRIES, info, t0, t1)
+                            "table_windows": len(table.windows), "switches": len(regions),
+                            "table_abandoned": len(table.abandoned),
+                            "codegen": "lean" if lean else "full"}
+    return _generate(ir_text, loader, abi.ENTRIES, info, t0, t1, lean)
 
 
 def _generate(ir_text: str, loader: str, entries: tuple[str, ...], info: dict[str, Any],
-              t0: float, t1: float) -> tuple[Any, dict, bytes]:
-    """Optimise and generate IR text, load it with ``loader`` (image, else MCJIT)."""
+              t0: float, t1: float, lean: bool = False) -> tuple[Any, dict, bytes]:
+    """Optimise and generate IR text, load it with ``loader`` (image, else MCJIT);
+    ``lean``: LLVM's cheap pipeline for very large modules (see :mod:`.engine`)."""
     from . import engine
     t2 = time.perf_counter()
     if loader == "image":
-        mod = engine.optimize(ir_text, "image")
+        mod = engine.optimize(ir_text, "image", lean)
         t3 = time.perf_counter()
-        obj = engine.emit_object(mod)
+        obj = engine.emit_object(mod, lean)
         try:
             img = image.link(obj, entries)
             code = image.Mapped(img)
@@ -262,12 +274,19 @@ def _generate(ir_text: str, loader: str, entries: tuple[str, ...], info: dict[st
                       "info": info}
             return code, header, img.code
     t2b = time.perf_counter()
-    mod = engine.optimize(ir_text, "jit")
+    mod = engine.optimize(ir_text, "jit", lean)
     t3 = time.perf_counter()
-    code, obj = engine.mcjit(mod, entries)
+    code, obj = engine.mcjit(mod, entries, lean)
     t4 = time.perf_counter()
     info.update(_timings(t0, t1, t2b, t3, t4), loader="mcjit")
     return code, {"kind": "mcjit", "info": info}, obj
+
+
+def _lean(module: Any) -> bool:
+    """Whether LLVM compiles ``module`` in lean mode (:mod:`.engine`): only when it is large."""
+    from . import lower
+    units, blocks = lower.size(module)
+    return units > lower.LEAN_UNITS or blocks > lower.LEAN_BLOCKS
 
 
 def _timings(t0: float, t1: float, t2: float, t3: float, t4: float) -> dict[str, float]:

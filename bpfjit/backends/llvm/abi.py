@@ -33,11 +33,19 @@ PROTOTYPES = {
 PACKED = ctypes.CFUNCTYPE(U32, ctypes.c_char_p)
 
 
-def bind(addresses: dict[str, int]) -> dict[str, ctypes._CFuncPtr]:
-    """ctypes callables for every entry point, from their addresses (plus ``packed``)."""
+def bind(addresses: dict[str, int], owner: object) -> dict[str, ctypes._CFuncPtr]:
+    """ctypes callables for every entry point, from their addresses (plus ``packed``).
+
+    A ctypes function made from an address does not keep the code it points
+    to alive, so each callable holds ``owner`` (the object that owns the
+    executable memory): a callable kept after its Filter and the compile cache
+    have let go still has its code mapped (issue 14.2: it used to SIGSEGV).
+    """
     missing = [name for name in ENTRIES if not addresses.get(name)]
     if missing:
         raise RuntimeError(f"native code lacks entry points: {', '.join(missing)}")
     found = {name: PROTOTYPES[name](addresses[name]) for name in ENTRIES}
     found["packed"] = PACKED(addresses[ENTRY_ONE])
+    for fn in found.values():
+        fn._bpfjit_code = owner
     return found
