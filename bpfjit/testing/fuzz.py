@@ -41,7 +41,8 @@ from ..errors import BackendUnavailable, BpfjitError
 from ..program import Program
 from ..seccomp import layouts
 from . import shrink as shrinking
-from .candidates import Candidate, CandidateError, Rejected, backend_candidate, resolve_all
+from .candidates import (Candidate, CandidateError, Failed, Rejected, backend_candidate,
+                         resolve_all)
 from .shrink import Disagreement, Referee, expected_acceptance, reference_values
 
 DEFAULT_KINDS = ("valid", "realistic", "near_valid", "garbage")
@@ -128,6 +129,7 @@ class FuzzReport:
     stopped_by: str = ""
     disagreements: list[Disagreement] = field(default_factory=list)
     coverage: Coverage = field(default_factory=Coverage)
+    failures: Counter = field(default_factory=Counter)  # candidate processes: hang/crash -> n
 
     @property
     def ok(self) -> bool:
@@ -154,6 +156,9 @@ class FuzzReport:
             f"compared: {self.verdicts} verdicts, {self.accept_decisions} accept/reject "
             f"decisions; kernel: {self.kernel_accept_decisions} accept/reject, "
             f"{self.kernel_verdicts} verdicts",
+            *([f"candidate processes: " + ", ".join(f"{n} {k}" for k, n in
+                                                    sorted(self.failures.items()))]
+              if self.failures else []),
             f"coverage: opcodes {oc}/{ot}, branch outcomes {bc}/{bt}; events: " +
             (", ".join(f"{k} {n}" for k, n in sorted(cov.events.items())) or "none"),
         ]
@@ -274,6 +279,45 @@ class _Run:
                                                 self.referee.to_json(d), arch=self.layout.name)
 
 
+    def failed(self, cand: Candidate, programs, data, records: np.ndarray | None,
+               failure: Failed, origin: dict) -> None:
+        """A candidate process hung or crashed on a request: report it with that request's
+        program(s) and records (for a crash, the one record that crashes it alone, if any)."""
+        rep = self.report
+        rep.raw_disagreements += 1
+        rep.failures[failure.kind] += 1
+        if self.shrinks[(cand.name, failure.kind)] >= self.max_shrinks:
+            rep.unshrunk += 1
+            return
+        self.shrinks[(cand.name, failure.kind)] += 1
+        batch = [] if records is None else [shrinking.record_fields(r) for r in records]
+        record, alone = (batch[0] if batch else None), False
+        if failure.kind == "crash" and len(batch) > 1:
+            for i in range(min(len(batch), 32)):
+                again = cand.answer(data, records[i:i + 1])
+                if isinstance(again, Failed) and again.kind == "crash":
+                    record, alone = batch[i], True
+                    break
+        programs = [[tuple(i) for i in p] for p in programs]
+        limit = f"an answer within {cand.timeout:g} s" if cand.timeout else "an answer"
+        d = Disagreement(failure.kind, "protocol", (cand.name,), programs, record,
+                         {"answer": limit, "oracle": "protocol"},
+                         {cand.name: {failure.kind: failure.detail}},
+                         dict(origin, records=len(batch), record_crashes_alone=alone),
+                         batch=batch)
+        if d.key() in self.seen:
+            self.seen[d.key()].count += 1
+            return
+        self.seen[d.key()] = d
+        rep.disagreements.append(d)
+        if self.out_dir is not None:
+            sha = Program(programs[0]).digest()[:8] if programs else "empty"
+            name = re.sub(r"[^A-Za-z0-9_.+-]", "_", f"{len(rep.disagreements):03d}-"
+                          f"{failure.kind}-{cand.name}-{sha}")
+            d.path = shrinking.write_reproducer(self.out_dir / name[:120], programs,
+                                                self.referee.to_json(d), arch=self.layout.name)
+
+
 def _stacks(source: Iterator[tuple[str, bytes]], rng: random.Random
             ) -> Iterator[tuple[str, list[bytes]]]:
     """Stacks of 2-3 valid programs, oldest first, from a program stream."""
@@ -378,6 +422,9 @@ def run(candidates: Sequence["str | Candidate | Callable"], *, seconds: float | 
     finally:
         bar.close()
         report.elapsed = time.monotonic() - start
+        for cand in cands:
+            if cand.close is not None:
+                cand.close()
     for d in report.disagreements:      # the final counts
         if d.path is not None:
             shrinking.write_reproducer(d.path, d.programs, state.referee.to_json(d),
@@ -435,7 +482,10 @@ def _one_program(state: _Run, data: bytes, decision, rng, make_inputs, n_inputs:
             if cand.verdicts_only or cand.accepts_checked:
                 continue
             rep.accept_decisions += 1
-            if cand.accepts(data) is True and whole:
+            verdict = cand.accepts(data)
+            if isinstance(verdict, Failed):
+                state.failed(cand, [insns], data, None, verdict, origin)
+            elif verdict is True and whole:
                 state.found("accepts-invalid", "bpfjit.check", cand, [insns], None, origin)
         return
     rep.valid_programs += 1
@@ -452,13 +502,18 @@ def _compare(state: _Run, cand: Candidate, data, programs, records, expected, or
     if not cand.evaluates:
         rep.accept_decisions += 1
         verdict = cand.accepts(data)
-        if verdict is not True:
+        if isinstance(verdict, Failed):
+            state.failed(cand, programs, data, None, verdict, origin)
+        elif verdict is not True:
             state.found("rejects-valid", "bpfjit.check", cand, programs, None, origin)
         return
     recs = records[: cand.max_records] if cand.max_records else records
     got = cand.answer(data, recs)
     if got is None:
         return                      # the candidate cannot evaluate this program at all
+    if isinstance(got, Failed):
+        state.failed(cand, programs, data, recs, got, origin)
+        return
     if not cand.accepts_checked:
         rep.accept_decisions += 1
     if isinstance(got, Rejected):
