@@ -15,7 +15,7 @@ from . import InputProblem
 from ..errors import BpfjitError
 
 LOCAL_BACKENDS = ("llvm", "numba", "reference")
-KINDS = ("valid", "realistic", "near_valid", "garbage")
+KINDS = ("valid", "realistic", "near_valid", "garbage", "probe")
 
 
 def _local_backends() -> list[str]:

@@ -45,8 +45,8 @@ from .candidates import (Candidate, CandidateError, Failed, Rejected, backend_ca
                          resolve_all)
 from .shrink import Disagreement, Referee, expected_acceptance, reference_values
 
-DEFAULT_KINDS = ("valid", "realistic", "near_valid", "garbage")
-STACK_KINDS = ("realistic", "valid")
+DEFAULT_KINDS = ("valid", "realistic", "near_valid", "garbage", "probe")
+STACK_KINDS = ("realistic", "valid", "probe")
 INPUTS_PER_PROGRAM = 128
 
 _JUMP_TESTS = {op.BPF_JEQ: lambda a, b: a == b, op.BPF_JGT: lambda a, b: a > b,
@@ -65,12 +65,25 @@ class Coverage:
     opcodes: Counter = field(default_factory=Counter)    # code -> times executed
     branches: Counter = field(default_factory=Counter)   # (code, taken) -> times
     events: Counter = field(default_factory=Counter)     # edge case name -> times
+    edges: Counter = field(default_factory=Counter)      # (code, probes.EDGE_CLASSES) -> times
+
+    def missing_edges(self) -> list[int]:
+        """Opcodes with an edge class of :data:`bpfjit.testing.probes.EDGE_CLASSES` executed
+        fewer than MIN_EDGE_HITS times: the feedback that steers probe programs."""
+        from .probes import EDGE_CLASSES, MIN_EDGE_HITS
+        return sorted(c for c, classes in EDGE_CLASSES.items()
+                      if any(self.edges[(c, e)] < MIN_EDGE_HITS for e in classes))
 
     def on_step(self, byteorder: str) -> Callable:
-        opcodes, branches, events = self.opcodes, self.branches, self.events
+        from .probes import EDGE_CLASSES, edge_class
+        opcodes, branches, events, edges = self.opcodes, self.branches, self.events, self.edges
 
         def step(pc, code, jt, jf, k, A, X):
             opcodes[code] += 1
+            if code in EDGE_CLASSES:
+                e = edge_class(code, A, X, k)
+                if e is not None:
+                    edges[(code, e)] += 1
             if code in op.CONDITIONAL_JUMPS:
                 operand = X if op.bpf_src(code) == op.BPF_X else k
                 branches[(code, _JUMP_TESTS[op.bpf_op(code)](A, operand))] += 1
@@ -130,6 +143,7 @@ class FuzzReport:
     disagreements: list[Disagreement] = field(default_factory=list)
     coverage: Coverage = field(default_factory=Coverage)
     failures: Counter = field(default_factory=Counter)  # candidate processes: hang/crash -> n
+    raw_by_candidate: Counter = field(default_factory=Counter)   # who -> raw disagreements
 
     @property
     def ok(self) -> bool:
@@ -176,13 +190,16 @@ class FuzzReport:
 # --- oracles --------------------------------------------------------------------------------
 # --- the run --------------------------------------------------------------------------------
 
-def _default_source(seed: int, kinds: Sequence[str]) -> Iterator[tuple[str, bytes]]:
+def _default_source(seed: int, kinds: Sequence[str], coverage: "Coverage | None" = None
+                    ) -> Iterator[tuple[str, bytes]]:
     try:
+        from .probes import focus_chooser
         from .programs import program_stream
     except ImportError as exc:
         raise BpfjitError(f"the program generators (bpfjit.testing.programs) cannot be "
                           f"imported: {exc}") from None
-    return program_stream(seed, kinds=tuple(kinds))
+    focus = focus_chooser(coverage.missing_edges) if coverage is not None else None
+    return program_stream(seed, kinds=tuple(kinds), focus=focus)
 
 
 def _default_inputs(program: Program, rng: random.Random, n: int, layout: str) -> np.ndarray:
@@ -252,6 +269,7 @@ class _Run:
         rep = self.report
         rep.raw_disagreements += 1
         who = cand.name if cand else "bpfjit.check"
+        rep.raw_by_candidate[who] += 1
         if self.shrinks[(who, kind)] >= self.max_shrinks:
             rep.unshrunk += 1
             return
@@ -286,6 +304,7 @@ class _Run:
         rep = self.report
         rep.raw_disagreements += 1
         rep.failures[failure.kind] += 1
+        rep.raw_by_candidate[cand.name] += 1
         if self.shrinks[(cand.name, failure.kind)] >= self.max_shrinks:
             rep.unshrunk += 1
             return
@@ -386,7 +405,8 @@ def run(candidates: Sequence["str | Candidate | Callable"], *, seconds: float | 
                  shrink=shrink, shrink_budget=shrink_budget,
                  max_shrinks=max_shrinks_per_candidate)
     kinds = tuple(kinds or (STACK_KINDS if stack else DEFAULT_KINDS))
-    stream = iter(source) if source is not None else _default_source(seed, kinds)
+    stream = iter(source) if source is not None else \
+        _default_source(seed, kinds, report.coverage)
     if stack:
         stream = _stacks(stream, random.Random(f"stacks:{seed}"))
     make_inputs = inputs or _default_inputs
