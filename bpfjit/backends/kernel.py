@@ -329,6 +329,42 @@ def kernel_syscalls(filters: Sequence["bytes | Program"], nrs: Sequence[int],
     return raw, error
 
 
+def kernel_syscall_outcome(filters: Sequence["bytes | Program"], nr: int,
+                           args: Sequence[int] = (0,) * 6) -> tuple[str, int]:
+    """Install ``filters`` (oldest first) in one child and issue one harmless system call.
+
+    Returns what happened to the caller: ``("returned", raw value)``,
+    ``("killed_thread", 0)`` (the filters' verdict killed the calling thread),
+    ``("died", signal)`` (the whole child was killed: KILL_PROCESS, or a TRAP's
+    SIGSYS, which every blocked signal turns into a kill), or ``("refused",
+    errno)`` when an install failed. For checking the kernel's combination of
+    stacked verdicts (:mod:`bpfjit.testing.stacks`).
+    """
+    _require()
+    if nr not in HARMLESS_NRS:
+        raise ValueError(f"kernel_syscall_outcome issues only harmless system calls "
+                         f"({sorted(HARMLESS_NRS)}), not {nr}")
+    data = [_as_bytes(p, f"filters[{i}]") for i, p in enumerate(filters)]
+    lib = kernel_child.library()
+    lens = np.array([len(f) // 8 for f in data], dtype=np.uint32)
+    buf = ctypes.create_string_buffer(b"".join(data), max(1, int(lens.sum()) * 8))
+    nrs = np.array([nr], dtype=np.int32)
+    arg = np.array([list(args)], dtype=np.uint64)
+    raw = np.zeros(1, dtype=np.int64)
+    out = np.zeros(5, dtype=np.int32)
+    rc = lib.bpfjit_run(buf, lens.ctypes.data, len(data), nrs.ctypes.data, arg.ctypes.data,
+                        raw.ctypes.data, 1, TIMEOUT_MS, out.ctypes.data)
+    if rc == -2 and os.WIFSIGNALED(int(out[3])):
+        return "died", os.WTERMSIG(int(out[3]))
+    if rc != 0:
+        raise KernelOracleError(_describe_failure(rc, int(out[3])))
+    if out[0]:
+        return "refused", int(out[0])
+    if raw[0] == KILLED:
+        return "killed_thread", 0
+    return "returned", int(raw[0])
+
+
 # --------------------------------------------------------------------------- evaluation
 
 _TAIL = -1                     # label of the ``ret a`` tail

@@ -15,7 +15,7 @@ constants (:mod:`bpfjit.testing.inputs`), runs every candidate
 Each disagreement is shrunk (:mod:`bpfjit.testing.shrink`) — program first,
 then the input — re-running the candidate at every step, deduplicated by the
 shrunk reproducer and who disagrees on it, and written to ``out_dir``.
-``stack=True`` fuzzes stack evaluators: 2-3 valid programs, oldest first,
+``stack=True`` fuzzes stack evaluators: 1-8 valid programs, oldest first,
 against ``bpfjit_reference.run_stack`` (kernel/seccomp.c precedence).
 
 Coverage is gathered from the reference's ``on_step`` hook on a sample of
@@ -339,16 +339,16 @@ class _Run:
 
 def _stacks(source: Iterator[tuple[str, bytes]], rng: random.Random
             ) -> Iterator[tuple[str, list[bytes]]]:
-    """Stacks of 2-3 valid programs, oldest first, from a program stream."""
+    """Stacks of 1-8 valid programs, oldest first, from a program stream."""
     pending: list[tuple[str, bytes]] = []
-    want = rng.randint(2, 3)
+    want = rng.randint(1, 8)
     for kind, data in source:
         if not expected_acceptance(data)[0]:
             continue
         pending.append((kind, data))
         if len(pending) == want:
             yield f"stack of {len(pending)}", [d for _, d in pending]
-            pending, want = [], rng.randint(2, 3)
+            pending, want = [], rng.randint(1, 8)
 
 
 def run(candidates: Sequence["str | Candidate | Callable"], *, seconds: float | None = None,
