@@ -82,13 +82,16 @@ def edge_class(code: int, A: int, X: int, k: int) -> str | None:
     if op.bpf_class(code) == op.BPF_ALU:
         if code == NEG:
             return "zero" if A == 0 else "0x80000000" if A == 0x80000000 else "other"
+        # shift by 31 counts only when a bit survives it (else the result is 0 either way)
+        survives = A & (0x80000000 if o == op.BPF_RSH else 1)
         if o in (op.BPF_LSH, op.BPF_RSH) and op.bpf_src(code) == op.BPF_X:
             if src >= 32:
                 return "by >= 32"
-            if src in (0, 31):
+            if src == 0 or (src == 31 and survives):
                 return f"by {src}"
         if o == op.BPF_RSH:
-            return "by 31" if src == 31 else "sign bit set" if A & 0x80000000 else None
+            return "by 31" if src == 31 and survives else \
+                "sign bit set" if A & 0x80000000 else None
         if o == op.BPF_LSH and src == 31 and A & 1:
             return "by 31"
         if o == op.BPF_DIV:
@@ -140,7 +143,7 @@ def _load_x(rng: random.Random, out: list, focus: int) -> None:
         out += [(LD_ABS, 0, 0, _word(rng)), (TAX, 0, 0, 0)]
     elif r < 0.9:
         shift = op.bpf_op(focus) in (op.BPF_LSH, op.BPF_RSH)
-        values = (0, 1, 31, 32, 33, 63, 64, 0x80000000, 0xFFFFFFFF) if shift else \
+        values = (0, 1, 31, 31, 32, 33, 63, 64, 0x80000000, 0xFFFFFFFF) if shift else \
             (0, 1, 2, 3) + EDGE_VALUES
         out.append((LDX_IMM, 0, 0, rng.choice(values)))
     else:

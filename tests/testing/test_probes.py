@@ -28,7 +28,7 @@ def test_probes_join_the_stream_and_the_feedback_picks_unobserved_edges():
     cov = Coverage()
     assert 0x7C in cov.missing_edges()                 # nothing observed yet
     step = cov.on_step("little")
-    for A, X in ((5, 32), (5, 31), (5, 0), (0x80000000, 3)) * probes.MIN_EDGE_HITS:
+    for A, X in ((5, 32), (0x80000005, 31), (5, 0), (0x80000000, 3)) * probes.MIN_EDGE_HITS:
         step(0, 0x7C, 0, 0, 0, A, X)
     assert 0x7C not in cov.missing_edges()
 
