@@ -130,8 +130,14 @@ def _word(rng: random.Random) -> int:
     return 4 * rng.randrange(16)
 
 
-def _load_a(rng: random.Random, out: list) -> None:
-    if rng.random() < 0.75:
+#: A values that keep bit 0 and bit 31 (a shift by 31 either way leaves a 1), sign bits
+AIMED_A = (0x80000001, 0xFFFFFFFF, 0x80000000, 1, 0x7FFFFFFF)
+
+
+def _load_a(rng: random.Random, out: list, aim: bool = False) -> None:
+    if aim and rng.random() < 0.5:
+        out.append((LD_IMM, 0, 0, rng.choice(AIMED_A)))
+    elif rng.random() < 0.75:
         out.append((LD_ABS, 0, 0, _word(rng)))
     else:
         out.append((LD_IMM, 0, 0, rng.choice(EDGE_VALUES)))
@@ -163,7 +169,19 @@ def _ret_value(rng: random.Random) -> int:
     return rng.getrandbits(32)
 
 
-def probe_insns(rng: random.Random, focus: int | None = None) -> list[tuple[int, int, int, int]]:
+def _aimed_operand(rng: random.Random, focus: int) -> int:
+    o = op.bpf_op(focus)
+    if o in (op.BPF_LSH, op.BPF_RSH):
+        return rng.choice((31, 31, 0, 1))
+    if o == op.BPF_DIV:
+        return rng.choice((1, 1, 0x80000000, 0xFFFFFFFF, 3))
+    return rng.choice((0xFFFFFFFF, 0x80000000, 0x80000001, 1))
+
+
+def probe_insns(rng: random.Random, focus: int | None = None, *, aim: bool = False
+                ) -> list[tuple[int, int, int, int]]:
+    """A probe around ``focus``; ``aim``: its operands are drawn on the edges themselves
+    (the feedback asked for this opcode because an edge class of it is missing)."""
     focus = rng.choice(FOCI) if focus is None else focus
     out: list = []
     cls = op.bpf_class(focus)
@@ -172,11 +190,12 @@ def probe_insns(rng: random.Random, focus: int | None = None) -> list[tuple[int,
             _load_x(rng, out, focus)
             if focus == ALU_X[op.BPF_DIV] and rng.random() < 0.3:
                 out.append((LDX_IMM, 0, 0, 0))            # the division by zero itself
-        _load_a(rng, out)
-        if rng.random() < 0.3:                            # an earlier op moves A off the edge
+        _load_a(rng, out, aim)
+        if not aim and rng.random() < 0.3:                # an earlier op moves A off the edge
             extra = rng.choice((ALU_K[op.BPF_ADD], ALU_K[op.BPF_SUB], NEG))
             out.append((extra, 0, 0, 0 if extra == NEG else rng.choice((1, 0x80000000))))
-        k = 0 if focus == NEG or op.bpf_src(focus) == op.BPF_X else _operand(rng, focus)
+        k = 0 if focus == NEG or op.bpf_src(focus) == op.BPF_X else \
+            _aimed_operand(rng, focus) if aim and rng.random() < 0.7 else _operand(rng, focus)
         out.append((focus, 0, 0, k))
         if rng.random() < 0.3:                            # a second op of the same kind
             out.append((focus, 0, 0, k))
@@ -198,7 +217,8 @@ def probe_insns(rng: random.Random, focus: int | None = None) -> list[tuple[int,
         if op.bpf_src(focus) == op.BPF_X:
             _load_x(rng, out, focus)
         _load_a(rng, out)
-        if op.bpf_src(focus) == op.BPF_X and rng.random() < 0.4:   # A and X equal or one apart
+        if op.bpf_src(focus) == op.BPF_X and rng.random() < (0.7 if aim else 0.4):
+            # A and X equal or one apart
             out += [(TXA, 0, 0, 0), (ALU_K[op.BPF_ADD], 0, 0, rng.choice((0, 0, 1, U32)))]
         k = 0 if op.bpf_src(focus) == op.BPF_X else _operand(rng, focus)
         r1, r2 = _ret_value(rng), _ret_value(rng)
@@ -252,18 +272,19 @@ def probe_program(rng: random.Random, focus: int | None = None) -> Program:
     return Program(probe_insns(rng, focus), source="probe_program")
 
 
-def focus_chooser(missing: Callable[[], list[int]] | None) -> Callable[[random.Random], int]:
+def focus_chooser(missing: Callable[[], list[int]] | None
+                  ) -> Callable[[random.Random], tuple[int, bool]]:
     """Half the time a focus from ``missing()`` (opcodes with an edge class not yet observed),
     otherwise every focus in turn (a fresh shuffled round of :data:`FOCI` each time), so that
-    each opcode is probed equally often whatever the seed."""
+    each opcode is probed equally often whatever the seed. Returns (focus, aim)."""
     queue: list[int] = []
 
     def choose(rng: random.Random) -> int:
         if missing is not None and rng.random() < 0.5:
             wanted = missing()
             if wanted:
-                return rng.choice(wanted)
+                return rng.choice(wanted), True
         if not queue:
             queue.extend(rng.sample(FOCI, len(FOCI)))
-        return queue.pop()
+        return queue.pop(), False
     return choose

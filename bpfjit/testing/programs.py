@@ -598,8 +598,9 @@ def program_stream(seed: int, kinds: Sequence[str] = KINDS, *, focus=None
                    ) -> Iterator[tuple[str, bytes]]:
     """An endless, reproducible mix of ``(kind, little-endian sock_filter bytes)``.
 
-    ``focus(rng)``: the opcode a ``probe`` program is built around, or None for
-    any (the fuzzer's coverage feedback, :func:`bpfjit.testing.probes.focus_chooser`).
+    ``focus(rng)``: (the opcode a ``probe`` program is built around, whether to aim
+    its operands at edges), from the fuzzer's coverage feedback
+    (:func:`bpfjit.testing.probes.focus_chooser`).
     """
     from .probes import probe_insns
     kinds = tuple(kinds)
@@ -618,7 +619,8 @@ def program_stream(seed: int, kinds: Sequence[str] = KINDS, *, focus=None
         elif kind == "near_valid":
             insns = _near_valid(rng, None)[0]
         elif kind == "probe":
-            insns = [_I(*i) for i in probe_insns(rng, focus(rng) if focus else None)]
+            target, aim = focus(rng) if focus else (None, False)
+            insns = [_I(*i) for i in probe_insns(rng, target, aim=aim)]
         else:
             yield kind, garbage_program(rng)
             continue
