@@ -143,9 +143,12 @@ def _load_a(rng: random.Random, out: list, aim: bool = False) -> None:
         out.append((LD_IMM, 0, 0, rng.choice(EDGE_VALUES)))
 
 
-def _load_x(rng: random.Random, out: list, focus: int) -> None:
+def _load_x(rng: random.Random, out: list, focus: int, aim: bool = False) -> None:
     r = rng.random()
-    if r < 0.6:
+    if aim and op.bpf_op(focus) in (op.BPF_LSH, op.BPF_RSH, op.BPF_DIV) and r < 0.6:
+        out.append((LDX_IMM, 0, 0, rng.choice((31, 31, 32, 63, 0) if op.bpf_op(focus) !=
+                                              op.BPF_DIV else (0, 1, 1, 0x80000000))))
+    elif r < 0.6:
         out += [(LD_ABS, 0, 0, _word(rng)), (TAX, 0, 0, 0)]
     elif r < 0.9:
         shift = op.bpf_op(focus) in (op.BPF_LSH, op.BPF_RSH)
@@ -187,7 +190,7 @@ def probe_insns(rng: random.Random, focus: int | None = None, *, aim: bool = Fal
     cls = op.bpf_class(focus)
     if cls == op.BPF_ALU:
         if op.bpf_src(focus) == op.BPF_X and focus != NEG:
-            _load_x(rng, out, focus)
+            _load_x(rng, out, focus, aim)
             if focus == ALU_X[op.BPF_DIV] and rng.random() < 0.3:
                 out.append((LDX_IMM, 0, 0, 0))            # the division by zero itself
         _load_a(rng, out, aim)
