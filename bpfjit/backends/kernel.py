@@ -13,22 +13,25 @@ Linux 6.18 does for about 1 in 80,000 generated programs);
 ENOMEM path budget). The programs are installed exactly as given.
 
 **Evaluation** (``backend="kernel"``). The kernel runs a *rewritten* program
-so that no system call of the child ever really executes:
+so that no system call of the child ever really executes. The filter is
+installed by a worker thread of the child, which after the install makes no
+system call but the inputs' ones, from one designated ``syscall``
+instruction (``bpfjit_site`` in the native routine); the child's other
+thread makes none at all. Instructions keep their places one for one, so
+jumps keep their offsets:
 
-- a prologue compares the real ``instruction_pointer`` with the address just
-  after one designated ``syscall`` instruction (``bpfjit_site`` in the native
-  routine) and returns ALLOW for any other address, so the child's own system
-  calls (its exit included) run normally; then ``ld #0`` restores A = 0;
-- every ``ret #k`` becomes ``ret ERRNO(id)`` with ids 1..2047 numbering the
-  program's distinct return constants;
-- every ``ret a`` becomes ``ja`` to a tail returning
+- every ``ret #k`` becomes ``ret ERRNO(id)``, ids 1..2046 numbering the
+  program's distinct return constants; a program with more than 2046 of them
+  is run once per group of 2046, constants of other groups returning
+  ``ERRNO(2047)`` (ERRNO data is capped at 4095);
+- every ``ret a`` becomes ``ja`` to a 4-instruction tail returning
   ``ERRNO(2048 + ((A >> s) & 0x7ff))``; inputs that reach it run again with
-  s = 11 and s = 22 to recover all 32 bits (ERRNO data is capped at 4095);
-- every ``div x`` is preceded by a test of X == 0 (through a scratch cell the
-  program does not use) jumping to ``ret ERRNO(id of 0)``: the kernel makes
-  the program return 0 there, and a 0 (KILL_THREAD) would kill the child;
-  jumps are relocated, and a conditional jump pushed past 255 instructions
-  becomes ``jxx 0, 1; ja T; ja F``;
+  s = 11 and s = 22 to recover all 32 bits;
+- ``div x`` is left alone: a division by zero makes the kernel return 0 from
+  the program, SECCOMP_RET_KILL_THREAD, which kills the worker thread (no
+  core dump: its process has another thread); the native routine observes
+  the kill, records it as the value 0 for that input and carries on in a new
+  child with the next input;
 - ``ld [4]`` (arch) and ``ld [8]``/``ld [12]`` (instruction_pointer) become
   ``ld #value`` of the wanted input, so any arch and ip can be evaluated:
   inputs are grouped by the (arch, ip) words the program reads, one child
@@ -44,13 +47,12 @@ x86_64 host). Exceptions, handled so the result is still the kernel's: on
 x86_64 Linux >= 6.11 the system calls 335 (uretprobe) and 336 (uprobe) never
 reach seccomp filters, so inputs with those nr are issued as nr 39 (getpid)
 and the program's ``ld [0]`` is substituted by ``ld #335``/``#336``.
-What it cannot do (BackendUnavailable): big-endian layouts; programs whose
-rewritten form exceeds 4096 instructions (6 for the guard, 4 for a ``ret a``
-tail, 4 more per ``div x``, 2 per relocated far jump, 1 for the div-by-zero
-return); more than 2047 distinct return constants; ``div x`` in a program
-that uses all 16 scratch cells. Not at all: hosts other than x86_64 Linux,
-and processes already under seccomp (their filters would take part in every
-result).
+What it cannot do (BackendUnavailable): big-endian layouts; programs of more
+than 4092 instructions that contain ``ret a`` (the tail would not fit in
+4096); a rewritten program the BPF JIT refuses (ENOTSUPP, about 1 in 80,000
+generated programs, as for the original). Not at all: hosts other than
+x86_64 Linux, and processes already under seccomp (their filters would take
+part in every result).
 
 Stacks: ``bpfjit.Stack(programs, backend="kernel")`` runs each filter with the
 kernel separately and combines the values with the kernel's rule
@@ -85,7 +87,10 @@ TIMEOUT_MS = 20_000
 #: x86_64 system calls that bypass seccomp (Linux >= 6.11), and the stand-in issued for them
 BYPASS_NRS = (335, 336)
 STAND_IN_NR = 39
-#: ids for ``ret #k`` constants are 1..RET_A_BASE-1; ``ret a`` chunks are RET_A_BASE + 11 bits
+#: ERRNO data in a pass: 1..GROUP_IDS number the ``ret #k`` constants of the pass's group,
+#: OTHER_GROUP says "a constant of another group", RET_A_BASE + 11 bits is a ``ret a`` chunk
+GROUP_IDS = 2046
+OTHER_GROUP = 2047
 RET_A_BASE = 2048
 CHUNK_BITS = 11
 SHIFTS = (0, 11, 22)
@@ -254,7 +259,7 @@ def _run(filters: Sequence[bytes], nrs: np.ndarray | None = None,
     results = np.zeros(n, dtype=np.int64)
     nrs_c = np.ascontiguousarray(nrs, dtype=np.int32) if n else np.zeros(1, np.int32)
     args_c = np.ascontiguousarray(args, dtype=np.uint64) if n else np.zeros((1, 6), np.uint64)
-    out = np.zeros(4, dtype=np.int32)
+    out = np.zeros(5, dtype=np.int32)
     for attempt in range(2):
         rc = lib.bpfjit_run(buf, lens.ctypes.data, len(filters), nrs_c.ctypes.data,
                             args_c.ctypes.data, results.ctypes.data if n else None, n,
@@ -286,6 +291,10 @@ def kernel_stack_installs(programs: Sequence["bytes | Program"]) -> tuple[int, i
     _, error, _failed_at, installed = _run(data)
     return error, installed
 
+
+#: the raw result of an input whose filter killed the calling thread (KILL_THREAD), in
+#: :func:`kernel_syscalls` and evaluation: the child carries on with the next input
+KILLED = -(1 << 63)
 
 #: system calls kernel_syscalls may let run for real: the child shares our memory, so only
 #: calls that change nothing (getpid, getppid, getuid, gettid)
@@ -320,60 +329,80 @@ def kernel_syscalls(filters: Sequence["bytes | Program"], nrs: Sequence[int],
     return raw, error
 
 
+def kernel_syscall_outcome(filters: Sequence["bytes | Program"], nr: int,
+                           args: Sequence[int] = (0,) * 6) -> tuple[str, int]:
+    """Install ``filters`` (oldest first) in one child and issue one harmless system call.
+
+    Returns what happened to the caller: ``("returned", raw value)``,
+    ``("killed_thread", 0)`` (the filters' verdict killed the calling thread),
+    ``("died", signal)`` (the whole child was killed: KILL_PROCESS, or a TRAP's
+    SIGSYS, which every blocked signal turns into a kill), or ``("refused",
+    errno)`` when an install failed. For checking the kernel's combination of
+    stacked verdicts (:mod:`bpfjit.testing.stacks`).
+    """
+    _require()
+    if nr not in HARMLESS_NRS:
+        raise ValueError(f"kernel_syscall_outcome issues only harmless system calls "
+                         f"({sorted(HARMLESS_NRS)}), not {nr}")
+    data = [_as_bytes(p, f"filters[{i}]") for i, p in enumerate(filters)]
+    lib = kernel_child.library()
+    lens = np.array([len(f) // 8 for f in data], dtype=np.uint32)
+    buf = ctypes.create_string_buffer(b"".join(data), max(1, int(lens.sum()) * 8))
+    nrs = np.array([nr], dtype=np.int32)
+    arg = np.array([list(args)], dtype=np.uint64)
+    raw = np.zeros(1, dtype=np.int64)
+    out = np.zeros(5, dtype=np.int32)
+    rc = lib.bpfjit_run(buf, lens.ctypes.data, len(data), nrs.ctypes.data, arg.ctypes.data,
+                        raw.ctypes.data, 1, TIMEOUT_MS, out.ctypes.data)
+    if rc == -2 and os.WIFSIGNALED(int(out[3])):
+        return "died", os.WTERMSIG(int(out[3]))
+    if rc != 0:
+        raise KernelOracleError(_describe_failure(rc, int(out[3])))
+    if out[0]:
+        return "refused", int(out[0])
+    if raw[0] == KILLED:
+        return "killed_thread", 0
+    return "returned", int(raw[0])
+
+
 # --------------------------------------------------------------------------- evaluation
 
-_TAIL, _ZERO = -1, -2          # labels of the ``ret a`` tail and of the div-by-zero return
+_TAIL = -1                     # label of the ``ret a`` tail
 
 
 class _Rewrite:
-    """A checked program laid out for the kernel once; :meth:`build` patches in one group's values.
+    """A checked program laid out for the kernel once; :meth:`build` patches in one pass's values.
 
-    Instructions keep their order; jumps are relocated by label because
-    ``div x`` grows (the kernel returns 0 from the program when X is 0, and
-    a 0 would kill the child, so ``st M[f]; txa; jeq #0, ZERO; ld M[f];
-    div x`` tests X first, using a scratch cell the program never touches).
-    A conditional jump pushed beyond 255 becomes ``jxx 0, 1; ja T; ja F``.
+    Instructions keep their places one for one (``ret #k`` -> ``ret
+    ERRNO(id)``, ``ret a`` -> ``ja`` to the tail, ``ld [4]``/``[8]``/``[12]``
+    -> ``ld #value``), so jumps keep their offsets; only the ``ret a`` tail
+    is appended. Return constants are numbered in groups of ``GROUP_IDS``:
+    in the pass for group g, a constant of another group returns
+    ``ERRNO(OTHER_GROUP)``.
     """
 
-    def __init__(self, program: CheckedProgram, site: int):
+    def __init__(self, program: CheckedProgram):
         insns = list(program)
-        div_x = op.BPF_ALU | op.BPF_DIV | op.BPF_X
-        rets = {i.k for i in insns if i.code == _RET_K}
-        has_div_x = any(i.code == div_x for i in insns)
-        if has_div_x:
-            rets.add(0)
-        if len(rets) >= RET_A_BASE:
-            raise BackendUnavailable(f"the program has {len(rets)} distinct return constants; "
-                                     f"the kernel backend can tell apart {RET_A_BASE - 1}")
-        self.values = np.array([0] + sorted(rets), dtype=np.uint64)   # id -> retval
-        ids = {k: i + 1 for i, k in enumerate(sorted(rets))}
-        cells = {i.k for i in insns if i.code in (op.BPF_LD | op.BPF_MEM, op.BPF_LDX | op.BPF_MEM,
-                                                   op.BPF_ST, op.BPF_STX)}
-        free = sorted(set(range(op.BPF_MEMWORDS)) - cells)
-        if has_div_x and not free:
-            raise BackendUnavailable("the program uses 'div x' and all 16 scratch cells; the "
-                                     "kernel backend needs one cell to test X == 0")
+        consts = sorted({i.k for i in insns if i.code == _RET_K})
+        self.values = np.array(consts, dtype=np.uint64)           # constant index -> retval
+        index = {k: i for i, k in enumerate(consts)}
+        self.groups = max(1, -(-len(consts) // GROUP_IDS))
         self.has_ret_a = any(i.code == _RET_A for i in insns)
-        lo, hi = site & 0xFFFFFFFF, site >> 32
-        jeq = op.BPF_JMP | op.BPF_JEQ | op.BPF_K
-        units: list = [(_LD_ABS, 8), (jeq, lo, None, "allow"), (_LD_ABS, 12),
-                       (jeq, hi, "body", "allow"), "allow", (_RET_K, SECCOMP_RET_ALLOW),
-                       "body", (_LD_IMM, 0)]
         tags = {4: "arch", 8: "ip_lo", 12: "ip_hi"}
+        units: list = []
+        ret_index: list[int] = []
         for pc, insn in enumerate(insns):
             units.append(pc)
             code, k = insn.code, insn.k
             if code == _RET_K:
-                units.append((_RET_K, SECCOMP_RET_ERRNO | ids[k]))
+                units.append((_RET_K, 0, None, None, "ret"))
+                ret_index.append(index[k])
             elif code == _RET_A:
                 units.append((_JA, 0, _TAIL))
             elif code == _LD_ABS and k in tags:
                 units.append((_LD_IMM, 0, None, None, tags[k]))
             elif code == _LD_ABS and k == 0:
                 units.append((_LD_ABS, 0, None, None, "nr"))
-            elif code == div_x:
-                units += [(op.BPF_ST, free[0]), (op.BPF_MISC | op.BPF_TXA, 0),
-                          (jeq, 0, _ZERO, None), (op.BPF_LD | op.BPF_MEM, free[0]), (div_x, 0)]
             elif code == _JA:
                 units.append((_JA, 0, pc + 1 + k))
             elif code in op.CONDITIONAL_JUMPS:
@@ -385,24 +414,27 @@ class _Rewrite:
                       (op.BPF_ALU | op.BPF_AND | op.BPF_K, (1 << CHUNK_BITS) - 1),
                       (op.BPF_ALU | op.BPF_OR | op.BPF_K, SECCOMP_RET_ERRNO | RET_A_BASE),
                       (_RET_A, 0)]
-        if has_div_x:
-            units += [_ZERO, (_RET_K, SECCOMP_RET_ERRNO | ids[0])]
         self.template, self.slots = _lay_out(units)
+        self.ret_index = np.array(ret_index, dtype=np.int64)
         if len(self.template) > op.BPF_MAXINSNS:
             raise BackendUnavailable(
-                f"the program has {len(insns)} instructions; rewritten for the kernel backend it "
-                f"would have {len(self.template)}, more than the kernel's {op.BPF_MAXINSNS}")
+                f"the program has {len(insns)} instructions and returns A; with the 4 "
+                f"instructions that report A it would have {len(self.template)}, more than the "
+                f"kernel's {op.BPF_MAXINSNS}")
 
     def reads(self, offset: int) -> bool:
         return len(self.slots[{0: "nr", 4: "arch", 8: "ip_lo", 12: "ip_hi"}[offset]]) > 0
 
-    def build(self, arch: int, ip: int, nr: int | None, shift: int) -> bytes:
+    def build(self, arch: int, ip: int, nr: int | None, shift: int, group: int = 0) -> bytes:
         prog = self.template.copy()
         k = prog["k"]
         k[self.slots["arch"]] = arch
         k[self.slots["ip_lo"]] = ip & 0xFFFFFFFF
         k[self.slots["ip_hi"]] = ip >> 32
         k[self.slots["shift"]] = shift
+        mine = self.ret_index // GROUP_IDS == group
+        k[self.slots["ret"]] = SECCOMP_RET_ERRNO | np.where(
+            mine, self.ret_index % GROUP_IDS + 1, OTHER_GROUP)
         if nr is not None:
             prog["code"][self.slots["nr"]] = _LD_IMM
             k[self.slots["nr"]] = nr & 0xFFFFFFFF
@@ -432,7 +464,8 @@ def _lay_out(units: list) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         end[i] = end[i + 1] + size
     total = end[0]
     out = np.zeros(total, dtype=_SOCK_FILTER)
-    slots: dict[str, list[int]] = {t: [] for t in ("nr", "arch", "ip_lo", "ip_hi", "shift")}
+    slots: dict[str, list[int]] = {t: [] for t in ("nr", "arch", "ip_lo", "ip_hi", "shift",
+                                                  "ret")}
 
     def dist(label, src: int, default: int = 0) -> int:
         return default if label is None else (total - end[where[label]]) - src - 1
@@ -466,15 +499,16 @@ class KernelEvaluator:
         self.program = program
         self.layout = layout
         self._site = int(kernel_child.library().bpfjit_site_address())
-        self._rw = _Rewrite(program, self._site)
+        self._rw = _Rewrite(program)
 
     def describe(self) -> dict[str, str]:
         sample = Program.from_bytes(self._rw.build(self.layout.audit_arch, 0, None, 0))
         return {"rewritten": "\n".join(f"{i:4d}: {insn!r}" for i, insn in enumerate(sample)),
                 "site": f"{self._site:#x}"}
 
-    def _pass(self, records: np.ndarray, shift: int) -> np.ndarray:
-        """ERRNO data (1..4095) for every record, one child per (arch, ip, bypass-nr) group."""
+    def _pass(self, records: np.ndarray, shift: int, group: int) -> np.ndarray:
+        """ERRNO data (1..4095), or 0 where the kernel killed the thread; one child per group
+        of (arch, ip, bypass-nr) and per killed input."""
         rw = self._rw
         n = len(records)
         nr = records["nr"].astype(np.int64)
@@ -497,7 +531,7 @@ class KernelEvaluator:
         args = records["args"]
         for g, (arch, ip_lo, ip_hi, bnr) in enumerate(groups.tolist()):
             idx = order[bounds[g]:bounds[g + 1]]
-            prog = rw.build(arch, (ip_hi << 32) | ip_lo, None if bnr < 0 else bnr, shift)
+            prog = rw.build(arch, (ip_hi << 32) | ip_lo, None if bnr < 0 else bnr, shift, group)
             raw, error, _, _ = _run([prog], issued[idx], args[idx])
             if error == ENOTSUPP:
                 raise BackendUnavailable(
@@ -506,31 +540,46 @@ class KernelEvaluator:
             if error:
                 raise KernelOracleError(f"the kernel refused the rewritten program "
                                         f"({_errname(error)}); this is a bug in the rewrite")
-            data[idx] = -raw
-        bad = (data < 1) | (data > 4095)
+            data[idx] = np.where(raw == KILLED, 0, -raw)
+        bad = (data < 0) | (data > 4095)
         if np.any(bad):
             i = int(np.nonzero(bad)[0][0])
             raise KernelOracleError(f"record {i}: the designated syscall returned {-data[i]}, "
-                                    f"not -ERRNO(1..4095); the guard or rewrite is broken")
+                                    f"not -ERRNO(1..4095); the rewrite is broken")
         return data
 
     def evaluate_batch(self, records: np.ndarray, out: np.ndarray) -> None:
+        """Pass 0 finds each record's return: a constant of group 0, another group's constant,
+        ``ret a`` (then two more passes read A's upper bits) or the kill (a ``div x`` by 0:
+        the program returned 0, SECCOMP_RET_KILL_THREAD)."""
         if len(records) == 0:
             return
         rw = self._rw
-        data = self._pass(records, 0)
-        if np.any((data >= len(rw.values)) & (data < RET_A_BASE)):
-            raise KernelOracleError("the kernel returned an id no 'ret #k' of the program has")
-        result = rw.values[np.where(data < RET_A_BASE, data, 0)].astype(np.uint64)
-        via_a = np.nonzero(data >= RET_A_BASE)[0]
+        result = np.zeros(len(records), dtype=np.uint64)
+        todo = np.arange(len(records))
+        first = data = self._pass(records, 0, 0)
+        for group in range(rw.groups):
+            if group:
+                data = self._pass(np.ascontiguousarray(records[todo]), 0, group)
+            const = (data >= 1) & (data <= GROUP_IDS)
+            ids = data[const] - 1 + group * GROUP_IDS
+            if np.any(ids >= len(rw.values)):
+                raise KernelOracleError("the kernel returned an id no 'ret #k' of the program has")
+            result[todo[const]] = rw.values[ids]
+            todo = todo[data == OTHER_GROUP]
+            if not len(todo):
+                break
+        if len(todo):
+            raise KernelOracleError("a record returned a constant of no group of the program")
+        via_a = np.nonzero(first >= RET_A_BASE)[0]
         if len(via_a):
-            acc = (data[via_a] - RET_A_BASE).astype(np.uint64)
+            acc = (first[via_a] - RET_A_BASE).astype(np.uint64)
             sub = np.ascontiguousarray(records[via_a])
             for shift in SHIFTS[1:]:
-                chunk = self._pass(sub, shift)
+                chunk = self._pass(sub, shift, 0)
                 if np.any(chunk < RET_A_BASE):
-                    raise KernelOracleError("a record took 'ret a' in one pass and 'ret #k' in "
-                                            "another; the rewrite is not deterministic")
+                    raise KernelOracleError("a record took 'ret a' in one pass and another "
+                                            "return in the next; the rewrite is not deterministic")
                 acc |= (chunk - RET_A_BASE).astype(np.uint64) << np.uint64(shift)
             result[via_a] = acc
         out[:] = result.astype(np.uint32)

@@ -113,6 +113,10 @@ struct job {
     int32_t failed_at;                 /* index of the failed install, -1 for prctl */
     int32_t installed;                 /* filters installed */
     int64_t progress;                  /* inputs done */
+    /* threaded jobs: the filters are installed by a second thread, the worker */
+    int32_t threaded;
+    int32_t worker_alive;              /* 1 until the worker exits (CLONE_CHILD_CLEARTID) */
+    char *worker_stack;                /* top of the worker's stack */
 };
 
 #define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
@@ -126,20 +130,13 @@ static __attribute__((noreturn)) void finish(struct job *j)
         __builtin_ia32_pause();
 }
 
-static int child_main(void *arg)
+static int install_and_run(void *arg)
 {
     struct job *j = arg;
-    struct rlimit no_core = {0, 0};
     long r;
     int i;
     const struct sock_filter *p = j->insns;
 
-    /* Die with the parent: a child left behind would spin forever with every
-     * signal blocked. Checked after the prctl, in case the parent died first. */
-    raw6(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0, 0);
-    if (raw6(SYS_getppid, 0, 0, 0, 0, 0, 0) != j->parent)
-        raw6(SYS_exit_group, 0, 0, 0, 0, 0, 0);
-    raw6(SYS_prlimit64, 0, RLIMIT_CORE, (long)&no_core, 0, 0, 0);
     r = raw6(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0);
     if (r < 0) {
         j->error = (int32_t)-r;
@@ -166,6 +163,74 @@ static int child_main(void *arg)
         STORE(&j->progress, k + 1);
     }
     finish(j);
+    return 0;
+}
+
+/* The worker thread's entry: a raw clone(CLONE_THREAD) lands here on its own stack. */
+static __attribute__((noreturn, used)) void worker_entry(struct job *j)
+{
+    install_and_run(j);
+    for (;;)
+        __builtin_ia32_pause();
+}
+
+/* raw clone for the worker thread: no libc (the child task shares the parent's TLS).
+ * rdi = flags, rsi = new stack top, rdx = ctid, rcx = job. The new thread starts on
+ * its stack with the job in rdi and calls worker_entry, which never returns. */
+__asm__(".text\n"
+        ".globl bpfjit_spawn_worker\n"
+        ".hidden bpfjit_spawn_worker\n"
+        ".type bpfjit_spawn_worker, @function\n"
+        "bpfjit_spawn_worker:\n"
+        "    mov %rcx, %r9\n"          /* job, kept in r9 across the syscall */
+        "    mov %rdx, %r10\n"         /* ctid */
+        "    xor %edx, %edx\n"         /* ptid */
+        "    xor %r8d, %r8d\n"         /* tls */
+        "    mov $56, %eax\n"          /* SYS_clone */
+        "    syscall\n"
+        "    test %rax, %rax\n"
+        "    jnz 1f\n"
+        "    xor %ebp, %ebp\n"
+        "    mov %r9, %rdi\n"
+        "    and $-16, %rsp\n"
+        "    call worker_entry\n"
+        "    ud2\n"
+        "1:  ret\n"
+        ".size bpfjit_spawn_worker, .-bpfjit_spawn_worker\n");
+long bpfjit_spawn_worker(unsigned long flags, char *stack, int32_t *ctid, struct job *j);
+
+/* The child task. Unthreaded jobs install and run here. Threaded jobs hand both
+ * to a second thread, so that a filter returning KILL_THREAD (0: a division by
+ * zero) ends only that thread, without a core dump (the kernel dumps core only
+ * when the last thread of a process is killed): the parent sees worker_alive
+ * cleared with the job not done, and knows the input at `progress` was killed. */
+static int child_main(void *arg)
+{
+    struct job *j = arg;
+    struct rlimit no_core = {0, 0};
+
+    /* Die with the parent: a child left behind would spin forever with every
+     * signal blocked. Checked after the prctl, in case the parent died first. */
+    raw6(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0, 0);
+    if (raw6(SYS_getppid, 0, 0, 0, 0, 0, 0) != j->parent)
+        raw6(SYS_exit_group, 0, 0, 0, 0, 0, 0);
+    raw6(SYS_prlimit64, 0, RLIMIT_CORE, (long)&no_core, 0, 0, 0);
+    if (!j->threaded)
+        return install_and_run(j);
+    long r = bpfjit_spawn_worker(CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND |
+                                 CLONE_THREAD | CLONE_SYSVSEM | CLONE_CHILD_CLEARTID,
+                                 j->worker_stack, &j->worker_alive, j);
+    if (r < 0) {
+        j->error = (int32_t)-r;
+        j->failed_at = -2;
+        STORE(&j->worker_alive, 0);
+        finish(j);
+    }
+    /* Sleep until the parent kills this process (every signal is blocked, so pause()
+     * never returns; this thread has no filter). Spinning here would take a CPU from the
+     * worker. */
+    for (;;)
+        raw6(SYS_pause, 0, 0, 0, 0, 0, 0);
     return 0;
 }
 
@@ -197,6 +262,7 @@ static int slot_start(struct slot *s, int timeout_ms, int *detail)
     s->j.failed_at = 0;
     s->j.installed = 0;
     s->j.progress = 0;
+    s->j.worker_alive = 1;
     s->last_progress = 0;
     s->j.parent = getpid();
     sigfillset(&all);
@@ -212,8 +278,10 @@ static int slot_start(struct slot *s, int timeout_ms, int *detail)
 }
 
 /* 0: still running; 1: reported (see s->j.error); -2: died before reporting
- * (wait status in *detail); -3: no progress for timeout_ms. The child is
- * killed and reaped unless 0 is returned. */
+ * (wait status in *detail); -3: no progress for timeout_ms; -4: the worker
+ * thread of a threaded job was killed by its filter (KILL_THREAD) while it
+ * handled input `progress`. The child is killed and reaped unless 0 is
+ * returned. */
 static int slot_poll(struct slot *s, int timeout_ms, double now, int *detail)
 {
     int status = 0, rc;
@@ -227,19 +295,29 @@ static int slot_poll(struct slot *s, int timeout_ms, double now, int *detail)
             *detail = status;
             return -2;
         }
-        int64_t pr = LOAD(&s->j.progress);
-        if (pr != s->last_progress) {
-            s->last_progress = pr;
-            s->deadline = now + timeout_ms / 1000.0;
-            return 0;
+        if (s->j.threaded && !LOAD(&s->j.worker_alive)) {
+            rc = -4;
+        } else {
+            int64_t pr = LOAD(&s->j.progress);
+            if (pr != s->last_progress) {
+                s->last_progress = pr;
+                s->deadline = now + timeout_ms / 1000.0;
+                return 0;
+            }
+            if (now <= s->deadline)
+                return 0;
+            rc = -3;
         }
-        if (now <= s->deadline)
-            return 0;
-        rc = -3;
     }
     kill(s->pid, SIGKILL);
     while (waitpid(s->pid, &status, __WALL) < 0 && errno == EINTR)
         ;
+    /* The leader only dies from our SIGKILL: any other death was a crash of the
+     * whole process, which also clears worker_alive. */
+    if (rc == -4 && !(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)) {
+        *detail = status;
+        rc = -2;
+    }
     return rc;
 }
 
@@ -320,20 +398,25 @@ int bpfjit_accept_many(const struct sock_filter *insns, const uint32_t *lens, in
     return 0;
 }
 
+/* What results[] holds for an input whose filter killed the worker thread. */
+#define KILLED INT64_MIN
+
 /* Install nfilters in order in one child, then run ninputs system calls from
- * the designated site. Returns 0 (reported), -1, -2 or -3 as above; out[] =
- * {errno of the failed install or 0, its index (-1: prctl), filters
- * installed, detail}; results[] holds the raw return of each system call. */
+ * the designated site. A filter that kills the calling thread (KILL_THREAD)
+ * leaves KILLED in that input's result, and a new child carries on with the
+ * next input. Returns 0 (reported), -1, -2 or -3 as above; out[] = {errno of
+ * the failed install or 0, its index (-1: prctl), filters installed, detail,
+ * inputs killed}; results[] holds the raw return of each system call. */
 int bpfjit_run(const struct sock_filter *insns, const uint32_t *lens, int32_t nfilters,
                const int32_t *nrs, const uint64_t *args, int64_t *results, int64_t ninputs,
                int timeout_ms, int32_t *out)
 {
     struct slot s;
     int detail = 0, rc;
-    long ns = 20000;
+    int64_t offset = 0, killed = 0;
 
     memset(&s, 0, sizeof s);
-    s.stack = mmap(NULL, STACK_SIZE, PROT_READ | PROT_WRITE,
+    s.stack = mmap(NULL, 2 * STACK_SIZE, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
     if (s.stack == MAP_FAILED) {
         out[3] = errno;
@@ -342,20 +425,35 @@ int bpfjit_run(const struct sock_filter *insns, const uint32_t *lens, int32_t nf
     s.j.insns = insns;
     s.j.lens = lens;
     s.j.nfilters = nfilters;
-    s.j.nrs = nrs;
-    s.j.args = args;
-    s.j.results = results;
-    s.j.ninputs = ninputs;
-    rc = slot_start(&s, timeout_ms, &detail);
-    while (rc == 0) {
-        nap(&ns);
-        rc = slot_poll(&s, timeout_ms, now_s(), &detail);
+    s.j.threaded = 1;
+    s.j.worker_stack = s.stack + 2 * STACK_SIZE;
+    for (;;) {
+        long ns = 20000;
+        s.j.nrs = nrs + offset;
+        s.j.args = args + 6 * offset;
+        s.j.results = results + offset;
+        s.j.ninputs = ninputs - offset;
+        rc = slot_start(&s, timeout_ms, &detail);
+        while (rc == 0) {
+            nap(&ns);
+            rc = slot_poll(&s, timeout_ms, now_s(), &detail);
+        }
+        if (rc != -4)
+            break;
+        offset += LOAD(&s.j.progress);
+        results[offset++] = KILLED;
+        killed++;
+        if (offset >= ninputs) {
+            rc = 1;
+            break;
+        }
     }
     out[0] = s.j.error;
     out[1] = s.j.failed_at;
     out[2] = s.j.installed;
     out[3] = detail;
-    munmap(s.stack, STACK_SIZE);
+    out[4] = (int32_t)killed;
+    munmap(s.stack, 2 * STACK_SIZE);
     return rc == 1 ? 0 : rc;
 }
 """

@@ -15,7 +15,7 @@ from . import InputProblem
 from ..errors import BpfjitError
 
 LOCAL_BACKENDS = ("llvm", "numba", "reference")
-KINDS = ("valid", "realistic", "near_valid", "garbage")
+KINDS = ("valid", "realistic", "near_valid", "garbage", "probe")
 
 
 def _local_backends() -> list[str]:
@@ -52,6 +52,18 @@ def _report_json(report) -> dict:
 @click.option("--candidate", "-c", "candidate_specs", multiple=True, metavar="MODULE:FUNCTION",
               help="A user evaluator f(program_bytes, records) -> uint32 array (raise or return "
                    "None to reject). Repeatable.")
+@click.option("--candidate-cmd", "candidate_cmds", multiple=True, metavar='"CMD ARGS"',
+              help="An evaluator in any language: a command speaking the bpfjit candidate "
+                   "protocol v1 on stdin/stdout (see bpfjit.testing.protocol, "
+                   "examples/candidates/c/). Repeatable.")
+@click.option("--timeout", "batch_timeout", type=click.FloatRange(min=0, min_open=True),
+              default=10.0, show_default=True,
+              help="Seconds a candidate process (--candidate-cmd, or a Python candidate in "
+                   "its worker) may take per batch; one that hangs or crashes is reported and "
+                   "restarted.")
+@click.option("--in-process", is_flag=True,
+              help="Call Python candidates in this process (faster; no timeout or crash "
+                   "isolation) instead of in a worker process.")
 @click.option("--checker", "checker_specs", multiple=True, metavar="MODULE:FUNCTION",
               help="A pure checker f(program_bytes) -> bool, compared on accept/reject only.")
 @click.option("--backend", "-b", "backend_names", multiple=True,
@@ -84,7 +96,8 @@ def _report_json(report) -> dict:
               help="Progress bar (default: when stderr is a terminal).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Also write the report as JSON ('-' for stdout).")
-def command(candidate_specs, checker_specs, backend_names, seconds, max_programs, out_dir, seed,
+def command(candidate_specs, candidate_cmds, batch_timeout, in_process, checker_specs,
+            backend_names, seconds, max_programs, out_dir, seed,
             arch, use_kernel, stack, kinds, inputs_per_program, max_disagreements, shrink,
             progress, json_path) -> None:
     """Differential fuzzing: generate programs and inputs, run every candidate, compare with Linux.
@@ -99,11 +112,12 @@ def command(candidate_specs, checker_specs, backend_names, seconds, max_programs
     Examples:
       bpfjit fuzz --seconds 60
       bpfjit fuzz --candidate mymodule:evaluate --seconds 30 --out repro/
+      bpfjit fuzz --candidate-cmd "./seccomp_candidate" --timeout 5 -t 60 -o repro/
       bpfjit fuzz --checker mychecker:accepts --kinds near_valid,garbage -t 10
       bpfjit fuzz --stack --candidate mystack:evaluate -t 30 -o repro/
     """
     from ..testing import candidates as cands
-    from ..testing import fuzz
+    from ..testing import external, fuzz
 
     if seconds is None and max_programs is None:
         seconds = 30.0
@@ -118,9 +132,22 @@ def command(candidate_specs, checker_specs, backend_names, seconds, max_programs
         from ..seccomp import layouts
         lay = layouts.layout(arch)
         specs: list = list(backend_names)
-        specs += [cands.load(s, layout=lay) for s in candidate_specs]
-        specs += [cands.load(s, layout=lay, checker_only=True, option="--checker")
-                  for s in checker_specs]
+        if in_process:
+            specs += [cands.load(s, layout=lay) for s in candidate_specs]
+            specs += [cands.load(s, layout=lay, checker_only=True, option="--checker")
+                      for s in checker_specs]
+        else:
+            for spec in candidate_specs:
+                # import and stack/non-stack errors here, with a clear message
+                cands.resolve(cands.load(spec, layout=lay), layout=lay, stack=stack)
+                specs.append(external.python_candidate(spec, lay, stack=stack,
+                                                       timeout=batch_timeout))
+            for spec in checker_specs:
+                cands.load(spec, layout=lay, checker_only=True, option="--checker")
+                specs.append(external.python_candidate(spec, lay, timeout=batch_timeout,
+                                                       checker_only=True))
+        specs += [external.command_candidate(c, lay, stack=stack, timeout=batch_timeout)
+                  for c in candidate_cmds]
         if not specs:
             specs = _local_backends()   # the kernel joins through use_kernel="auto"
         kernel_mode = "auto" if use_kernel is None else use_kernel

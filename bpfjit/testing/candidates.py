@@ -65,6 +65,27 @@ class Rejected:
         return f"rejected ({self.reason})"
 
 
+class CandidateFailed(BpfjitError, RuntimeError):
+    """A candidate process hung or crashed on a request (see :mod:`bpfjit.testing.external`)."""
+
+    def __init__(self, kind: str, detail: str):
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A candidate's non-answer: ``kind`` ``hang`` (no answer within the batch timeout) or
+    ``crash`` (died, or broke the protocol), with what was seen."""
+
+    kind: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} ({self.detail})"
+
+
 @dataclass
 class Candidate:
     """One thing under test.
@@ -89,6 +110,10 @@ class Candidate:
     unsupported: tuple = ()
     description: str = ""
     calls: int = field(default=0, compare=False)
+    #: releases what the candidate holds (a process); it starts again when next asked
+    close: Callable | None = field(default=None, compare=False)
+    #: the batch timeout of a candidate process, None for in-process candidates
+    timeout: float | None = None
 
     def __post_init__(self) -> None:
         if self.evaluate is None and self.check is None:
@@ -98,11 +123,14 @@ class Candidate:
     def evaluates(self) -> bool:
         return self.evaluate is not None
 
-    def accepts(self, programs) -> "bool | Rejected":
-        """True when this candidate would install ``programs``; else a :class:`Rejected`."""
+    def accepts(self, programs) -> "bool | Rejected | Failed":
+        """True when this candidate would install ``programs``; else a :class:`Rejected`
+        (or :class:`Failed` when a candidate process hung or crashed on them)."""
         if self.check is not None:
             try:
                 ok = self.check(programs)
+            except CandidateFailed as exc:
+                return Failed(exc.kind, exc.detail)
             except Exception as exc:  # noqa: BLE001 - a crashing checker is a candidate answer
                 return Rejected(f"check() raised {type(exc).__name__}: {exc}")
             return True if ok else Rejected("check() returned False")
@@ -110,8 +138,9 @@ class Candidate:
         answer = self.answer(programs, one)
         return True if isinstance(answer, np.ndarray) or answer is None else answer
 
-    def answer(self, programs, records: np.ndarray) -> "np.ndarray | Rejected | None":
-        """uint32 values for ``records``, :class:`Rejected`, or None (cannot evaluate it)."""
+    def answer(self, programs, records: np.ndarray) -> "np.ndarray | Rejected | Failed | None":
+        """uint32 values for ``records``, :class:`Rejected`, :class:`Failed` (a candidate
+        process hung or crashed), or None (cannot evaluate it)."""
         if self.check is not None:
             ok = self.accepts(programs)
             if ok is not True:
@@ -123,12 +152,16 @@ class Candidate:
             out = self.evaluate(programs, records)
         except CandidateError:
             raise
+        except CandidateFailed as exc:
+            return Failed(exc.kind, exc.detail)
         except self.unsupported:
             return None
         except Exception as exc:  # noqa: BLE001 - raising is the protocol's "reject"
             return Rejected(f"{type(exc).__name__}: {exc}")
         if out is None:
             return Rejected("returned None")
+        if isinstance(out, Rejected):
+            return out
         return _as_u32(out, len(records), self.name)
 
 

@@ -15,7 +15,7 @@ constants (:mod:`bpfjit.testing.inputs`), runs every candidate
 Each disagreement is shrunk (:mod:`bpfjit.testing.shrink`) — program first,
 then the input — re-running the candidate at every step, deduplicated by the
 shrunk reproducer and who disagrees on it, and written to ``out_dir``.
-``stack=True`` fuzzes stack evaluators: 2-3 valid programs, oldest first,
+``stack=True`` fuzzes stack evaluators: 1-8 valid programs, oldest first,
 against ``bpfjit_reference.run_stack`` (kernel/seccomp.c precedence).
 
 Coverage is gathered from the reference's ``on_step`` hook on a sample of
@@ -41,11 +41,12 @@ from ..errors import BackendUnavailable, BpfjitError
 from ..program import Program
 from ..seccomp import layouts
 from . import shrink as shrinking
-from .candidates import Candidate, CandidateError, Rejected, backend_candidate, resolve_all
+from .candidates import (Candidate, CandidateError, Failed, Rejected, backend_candidate,
+                         resolve_all)
 from .shrink import Disagreement, Referee, expected_acceptance, reference_values
 
-DEFAULT_KINDS = ("valid", "realistic", "near_valid", "garbage")
-STACK_KINDS = ("realistic", "valid")
+DEFAULT_KINDS = ("valid", "realistic", "near_valid", "garbage", "probe")
+STACK_KINDS = ("realistic", "valid", "probe")
 INPUTS_PER_PROGRAM = 128
 
 _JUMP_TESTS = {op.BPF_JEQ: lambda a, b: a == b, op.BPF_JGT: lambda a, b: a > b,
@@ -64,12 +65,30 @@ class Coverage:
     opcodes: Counter = field(default_factory=Counter)    # code -> times executed
     branches: Counter = field(default_factory=Counter)   # (code, taken) -> times
     events: Counter = field(default_factory=Counter)     # edge case name -> times
+    edges: Counter = field(default_factory=Counter)      # (code, probes.EDGE_CLASSES) -> times
 
-    def on_step(self, byteorder: str) -> Callable:
-        opcodes, branches, events = self.opcodes, self.branches, self.events
+    def missing_edges(self) -> list[int]:
+        """Opcodes with an edge class of :data:`bpfjit.testing.probes.EDGE_CLASSES` executed
+        fewer than MIN_EDGE_HITS times: the feedback that steers probe programs."""
+        from .probes import EDGE_CLASSES, MIN_EDGE_HITS
+        return sorted(c for c, classes in EDGE_CLASSES.items()
+                      if any(self.edges[(c, e)] < MIN_EDGE_HITS for e in classes))
+
+    def on_step(self, byteorder: str, edges: bool = True) -> Callable:
+        """The reference's step hook. ``edges``: also count edge classes — only for probe
+        programs, whose results reach the verdict (an edge executed in a random program is
+        usually lost before a return, and must not count as tested)."""
+        from .probes import EDGE_CLASSES, edge_class
+        if not edges:
+            EDGE_CLASSES = {}                          # noqa: N806
+        opcodes, branches, events, edges = self.opcodes, self.branches, self.events, self.edges
 
         def step(pc, code, jt, jf, k, A, X):
             opcodes[code] += 1
+            if code in EDGE_CLASSES:
+                e = edge_class(code, A, X, k)
+                if e is not None:
+                    edges[(code, e)] += 1
             if code in op.CONDITIONAL_JUMPS:
                 operand = X if op.bpf_src(code) == op.BPF_X else k
                 branches[(code, _JUMP_TESTS[op.bpf_op(code)](A, operand))] += 1
@@ -128,6 +147,8 @@ class FuzzReport:
     stopped_by: str = ""
     disagreements: list[Disagreement] = field(default_factory=list)
     coverage: Coverage = field(default_factory=Coverage)
+    failures: Counter = field(default_factory=Counter)  # candidate processes: hang/crash -> n
+    raw_by_candidate: Counter = field(default_factory=Counter)   # who -> raw disagreements
 
     @property
     def ok(self) -> bool:
@@ -154,6 +175,9 @@ class FuzzReport:
             f"compared: {self.verdicts} verdicts, {self.accept_decisions} accept/reject "
             f"decisions; kernel: {self.kernel_accept_decisions} accept/reject, "
             f"{self.kernel_verdicts} verdicts",
+            *([f"candidate processes: " + ", ".join(f"{n} {k}" for k, n in
+                                                    sorted(self.failures.items()))]
+              if self.failures else []),
             f"coverage: opcodes {oc}/{ot}, branch outcomes {bc}/{bt}; events: " +
             (", ".join(f"{k} {n}" for k, n in sorted(cov.events.items())) or "none"),
         ]
@@ -171,13 +195,16 @@ class FuzzReport:
 # --- oracles --------------------------------------------------------------------------------
 # --- the run --------------------------------------------------------------------------------
 
-def _default_source(seed: int, kinds: Sequence[str]) -> Iterator[tuple[str, bytes]]:
+def _default_source(seed: int, kinds: Sequence[str], coverage: "Coverage | None" = None
+                    ) -> Iterator[tuple[str, bytes]]:
     try:
+        from .probes import focus_chooser
         from .programs import program_stream
     except ImportError as exc:
         raise BpfjitError(f"the program generators (bpfjit.testing.programs) cannot be "
                           f"imported: {exc}") from None
-    return program_stream(seed, kinds=tuple(kinds))
+    focus = focus_chooser(coverage.missing_edges) if coverage is not None else None
+    return program_stream(seed, kinds=tuple(kinds), focus=focus)
 
 
 def _default_inputs(program: Program, rng: random.Random, n: int, layout: str) -> np.ndarray:
@@ -247,6 +274,7 @@ class _Run:
         rep = self.report
         rep.raw_disagreements += 1
         who = cand.name if cand else "bpfjit.check"
+        rep.raw_by_candidate[who] += 1
         if self.shrinks[(who, kind)] >= self.max_shrinks:
             rep.unshrunk += 1
             return
@@ -274,18 +302,58 @@ class _Run:
                                                 self.referee.to_json(d), arch=self.layout.name)
 
 
+    def failed(self, cand: Candidate, programs, data, records: np.ndarray | None,
+               failure: Failed, origin: dict) -> None:
+        """A candidate process hung or crashed on a request: report it with that request's
+        program(s) and records (for a crash, the one record that crashes it alone, if any)."""
+        rep = self.report
+        rep.raw_disagreements += 1
+        rep.failures[failure.kind] += 1
+        rep.raw_by_candidate[cand.name] += 1
+        if self.shrinks[(cand.name, failure.kind)] >= self.max_shrinks:
+            rep.unshrunk += 1
+            return
+        self.shrinks[(cand.name, failure.kind)] += 1
+        batch = [] if records is None else [shrinking.record_fields(r) for r in records]
+        record, alone = (batch[0] if batch else None), False
+        if failure.kind == "crash" and len(batch) > 1:
+            for i in range(min(len(batch), 32)):
+                again = cand.answer(data, records[i:i + 1])
+                if isinstance(again, Failed) and again.kind == "crash":
+                    record, alone = batch[i], True
+                    break
+        programs = [[tuple(i) for i in p] for p in programs]
+        limit = f"an answer within {cand.timeout:g} s" if cand.timeout else "an answer"
+        d = Disagreement(failure.kind, "protocol", (cand.name,), programs, record,
+                         {"answer": limit, "oracle": "protocol"},
+                         {cand.name: {failure.kind: failure.detail}},
+                         dict(origin, records=len(batch), record_crashes_alone=alone),
+                         batch=batch)
+        if d.key() in self.seen:
+            self.seen[d.key()].count += 1
+            return
+        self.seen[d.key()] = d
+        rep.disagreements.append(d)
+        if self.out_dir is not None:
+            sha = Program(programs[0]).digest()[:8] if programs else "empty"
+            name = re.sub(r"[^A-Za-z0-9_.+-]", "_", f"{len(rep.disagreements):03d}-"
+                          f"{failure.kind}-{cand.name}-{sha}")
+            d.path = shrinking.write_reproducer(self.out_dir / name[:120], programs,
+                                                self.referee.to_json(d), arch=self.layout.name)
+
+
 def _stacks(source: Iterator[tuple[str, bytes]], rng: random.Random
             ) -> Iterator[tuple[str, list[bytes]]]:
-    """Stacks of 2-3 valid programs, oldest first, from a program stream."""
+    """Stacks of 1-8 valid programs, oldest first, from a program stream."""
     pending: list[tuple[str, bytes]] = []
-    want = rng.randint(2, 3)
+    want = rng.randint(1, 8)
     for kind, data in source:
         if not expected_acceptance(data)[0]:
             continue
         pending.append((kind, data))
         if len(pending) == want:
             yield f"stack of {len(pending)}", [d for _, d in pending]
-            pending, want = [], rng.randint(2, 3)
+            pending, want = [], rng.randint(1, 8)
 
 
 def run(candidates: Sequence["str | Candidate | Callable"], *, seconds: float | None = None,
@@ -342,7 +410,8 @@ def run(candidates: Sequence["str | Candidate | Callable"], *, seconds: float | 
                  shrink=shrink, shrink_budget=shrink_budget,
                  max_shrinks=max_shrinks_per_candidate)
     kinds = tuple(kinds or (STACK_KINDS if stack else DEFAULT_KINDS))
-    stream = iter(source) if source is not None else _default_source(seed, kinds)
+    stream = iter(source) if source is not None else \
+        _default_source(seed, kinds, report.coverage)
     if stack:
         stream = _stacks(stream, random.Random(f"stacks:{seed}"))
     make_inputs = inputs or _default_inputs
@@ -378,6 +447,9 @@ def run(candidates: Sequence["str | Candidate | Callable"], *, seconds: float | 
     finally:
         bar.close()
         report.elapsed = time.monotonic() - start
+        for cand in cands:
+            if cand.close is not None:
+                cand.close()
     for d in report.disagreements:      # the final counts
         if d.path is not None:
             shrinking.write_reproducer(d.path, d.programs, state.referee.to_json(d),
@@ -435,14 +507,19 @@ def _one_program(state: _Run, data: bytes, decision, rng, make_inputs, n_inputs:
             if cand.verdicts_only or cand.accepts_checked:
                 continue
             rep.accept_decisions += 1
-            if cand.accepts(data) is True and whole:
+            verdict = cand.accepts(data)
+            if isinstance(verdict, Failed):
+                state.failed(cand, [insns], data, None, verdict, origin)
+            elif verdict is True and whole:
                 state.found("accepts-invalid", "bpfjit.check", cand, [insns], None, origin)
         return
     rep.valid_programs += 1
     records = make_inputs(prog, rng, n_inputs, lay.name)
     rep.records += len(records)
     expected = reference_values([insns], records, lay.byteorder,
-                                on_step=rep.coverage.on_step(lay.byteorder), sample=sample)
+                                on_step=rep.coverage.on_step(lay.byteorder,
+                                                             origin["kind"] == "probe"),
+                                sample=sample)
     for cand in state.cands:
         _compare(state, cand, data, [insns], records, expected, origin)
 
@@ -452,13 +529,18 @@ def _compare(state: _Run, cand: Candidate, data, programs, records, expected, or
     if not cand.evaluates:
         rep.accept_decisions += 1
         verdict = cand.accepts(data)
-        if verdict is not True:
+        if isinstance(verdict, Failed):
+            state.failed(cand, programs, data, None, verdict, origin)
+        elif verdict is not True:
             state.found("rejects-valid", "bpfjit.check", cand, programs, None, origin)
         return
     recs = records[: cand.max_records] if cand.max_records else records
     got = cand.answer(data, recs)
     if got is None:
         return                      # the candidate cannot evaluate this program at all
+    if isinstance(got, Failed):
+        state.failed(cand, programs, data, recs, got, origin)
+        return
     if not cand.accepts_checked:
         rep.accept_decisions += 1
     if isinstance(got, Rejected):
@@ -484,7 +566,8 @@ def _one_stack(state: _Run, datas: list[bytes], rng, make_inputs, n_inputs: int,
     records = make_inputs(joined, rng, n_inputs, lay.name)
     rep.records += len(records)
     expected = reference_values(programs, records, lay.byteorder, stack=True,
-                                on_step=rep.coverage.on_step(lay.byteorder), sample=sample)
+                                on_step=rep.coverage.on_step(lay.byteorder, False),
+                                sample=sample)
     for cand in state.cands:
         _compare(state, cand, datas, programs, records, expected, origin)
 

@@ -27,7 +27,8 @@ from ..seccomp.layouts import LAYOUTS, Layout, layout as get_layout
 from ..seccomp.records import SECCOMP_DATA
 
 U32 = 0xFFFFFFFF
-EDGES = (0, 1, 2, 0x7FFFFFFF, 0x80000000, 0x80000001, 0xFFFFFFFE, 0xFFFFFFFF, 0xFFFF, 0x10000)
+EDGES = (0, 1, 2, 3, 31, 32, 33, 63, 64, 0x7FFFFFFF, 0x80000000, 0x80000001, 0xFFFFFFFE,
+         0xFFFFFFFF, 0xFFFF, 0x10000)
 
 _LD_ABS = op.BPF_LD | op.BPF_W | op.BPF_ABS
 _AND_K = op.BPF_ALU | op.BPF_AND | op.BPF_K

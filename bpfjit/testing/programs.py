@@ -587,26 +587,40 @@ def garbage_program(rng: random.Random, *, max_len: int = 64) -> bytes:
 
 # --- the stream -------------------------------------------------------------------------
 
-KINDS = ("valid", "realistic", "near_valid", "garbage")
+KINDS = ("valid", "realistic", "near_valid", "garbage", "probe")
+#: how often program_stream draws each kind: probes are small and each makes one operation's
+#: edge visible, so they get the largest share
+KIND_WEIGHTS = {"valid": 2, "realistic": 2, "near_valid": 2, "garbage": 1, "probe": 4}
 _ARCHES = tuple(name for name, lay in LAYOUTS.items())
 
 
-def program_stream(seed: int, kinds: Sequence[str] = KINDS) -> Iterator[tuple[str, bytes]]:
-    """An endless, reproducible mix of ``(kind, little-endian sock_filter bytes)``."""
+def program_stream(seed: int, kinds: Sequence[str] = KINDS, *, focus=None
+                   ) -> Iterator[tuple[str, bytes]]:
+    """An endless, reproducible mix of ``(kind, little-endian sock_filter bytes)``.
+
+    ``focus(rng)``: (the opcode a ``probe`` program is built around, whether to aim
+    its operands at edges), from the fuzzer's coverage feedback
+    (:func:`bpfjit.testing.probes.focus_chooser`).
+    """
+    from .probes import probe_insns
     kinds = tuple(kinds)
     unknown = [k for k in kinds if k not in KINDS]
     if not kinds or unknown:
         raise ValueError(f"kinds must be a non-empty selection of {', '.join(KINDS)}; "
                          f"got {kinds!r}")
     rng = random.Random(seed)
+    weights = [KIND_WEIGHTS[k] for k in kinds]
     while True:
-        kind = rng.choice(kinds)
+        kind = rng.choices(kinds, weights)[0]
         if kind == "valid":
             insns = _valid_insns(rng, rng.choice((8, 48, 48, 200)))
         elif kind == "realistic":
             insns = _realistic_insns(rng, get_layout(rng.choice(_ARCHES)))
         elif kind == "near_valid":
             insns = _near_valid(rng, None)[0]
+        elif kind == "probe":
+            target, aim = focus(rng) if focus else (None, False)
+            insns = [_I(*i) for i in probe_insns(rng, target, aim=aim)]
         else:
             yield kind, garbage_program(rng)
             continue

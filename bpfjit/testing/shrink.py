@@ -371,7 +371,8 @@ class Disagreement:
     """One distinct disagreement, shrunk.
 
     ``kind``: ``verdict`` (different 32-bit value), ``accepts-invalid``,
-    ``rejects-valid`` or ``errno`` (both reject, with different errnos).
+    ``rejects-valid``, ``errno`` (both reject, with different errnos), or
+    ``hang``/``crash`` (a candidate process, oracle ``protocol``).
     ``oracle`` names who is taken as right (``reference``, ``bpfjit.check``,
     ``kernel``); ``candidates`` who disagree with it on the reproducer.
     """
@@ -386,6 +387,8 @@ class Disagreement:
     origin: dict
     count: int = 1
     path: Path | None = None
+    #: for a hang/crash: every record of the request the candidate failed on
+    batch: list[dict[str, int]] | None = None
 
     @property
     def instructions(self) -> int:
@@ -401,7 +404,9 @@ class Disagreement:
         what = {"verdict": "returns a different 32-bit value than",
                 "accepts-invalid": "accepts a program rejected by",
                 "rejects-valid": "rejects (or fails on) a program accepted by",
-                "errno": "rejects with another errno than"}
+                "errno": "rejects with another errno than",
+                "hang": "hangs (no answer within the batch timeout) under the",
+                "crash": "crashes (dies or breaks the framing) under the"}
         sizes = "+".join(str(len(p)) for p in self.programs)
         line = f"{who} {what.get(self.kind, self.kind)} {self.oracle} " \
                f"({sizes} instructions, seen {self.count}x)"
@@ -557,4 +562,7 @@ class Referee:
                              "args": [d.record[f"args[{i}]"] for i in range(6)]}
         doc.update(expected=d.expected, answers=d.answers, origin=d.origin,
                    candidates={c.name: c.description for c in self.cands})
+        if d.batch is not None:
+            doc["batch"] = [dict(r, nr=r["nr"] - (1 << 32) if r["nr"] >= 1 << 31 else r["nr"])
+                            for r in d.batch]
         return doc

@@ -135,8 +135,9 @@ def test_arch_and_instruction_pointer_are_substituted():
     assert got.tolist() == _reference(prog, "x86", recs).tolist()
 
 
-def test_div_x_by_zero_returns_0_and_far_jumps_are_relocated():
-    # every div x grows into 5 instructions, so the jumps over them need ja trampolines
+def test_div_x_by_zero_is_the_kernels_kill():
+    # the kernel itself returns 0 (KILL_THREAD) from a division by zero; the backend observes
+    # the kill and carries on with the next input, whatever comes before and after
     div_x = I(op.BPF_ALU | op.BPF_DIV | op.BPF_X)
     prog = Program(
         [I(op.BPF_LD | op.BPF_W | op.BPF_ABS, 16), I(op.BPF_MISC | op.BPF_TAX),
@@ -147,26 +148,49 @@ def test_div_x_by_zero_returns_0_and_far_jumps_are_relocated():
            I(op.BPF_LD | op.BPF_IMM, 7),
            I(op.BPF_RET | op.BPF_A)])
     prog.check()
-    recs = np.zeros(6, dtype=SECCOMP_DATA)
-    recs["args"][:, 0] = [0, 1, 2, 0, 3, 1]           # X
-    recs["args"][:, 1] = [5000, 5000, 5000, 10, 10, 0xFFFFFFFF]
+    recs = np.zeros(9, dtype=SECCOMP_DATA)
+    recs["args"][:, 0] = [0, 1, 2, 0, 3, 1, 0, 0, 5]           # X
+    recs["args"][:, 1] = [5000, 5000, 5000, 10, 10, 0xFFFFFFFF, 5000, 5000, 1 << 20]
+    got = bpfjit.compile(prog, backend="kernel", arch="x86_64").evaluate_batch(recs)
+    assert got.tolist() == _reference(prog, "x86_64", recs).tolist()
+    assert got[0] == got[6] == got[7] == 0 and got[3] == 7       # X == 0: killed, returns 0
+
+
+def test_div_x_with_all_16_scratch_cells():
+    # once refused ("needs one cell to test X == 0"): every valid program is evaluated
+    prog = Program([I(op.BPF_LD | op.BPF_W | op.BPF_ABS, 16), I(op.BPF_MISC | op.BPF_TAX)]
+                   + [I(op.BPF_ST, c) for c in range(16)]
+                   + [I(op.BPF_LD | op.BPF_W | op.BPF_ABS, 24),
+                      I(op.BPF_ALU | op.BPF_DIV | op.BPF_X),
+                      I(op.BPF_ALU | op.BPF_ADD | op.BPF_K, 0x00050000),
+                      I(op.BPF_JMP | op.BPF_JGE, 0x00050003, 0, 1),
+                      I(op.BPF_RET | op.BPF_K, 0x7FFF0000), I(op.BPF_RET | op.BPF_A)])
+    prog.check()
+    recs = np.zeros(7, dtype=SECCOMP_DATA)
+    recs["args"][:, 0] = [0, 1, 3, 0, 0xFFFFFFFF, 2, 0]
+    recs["args"][:, 1] = [9, 1, 9, 0, 0xFFFFFFFF, 5, 1]
+    got = bpfjit.compile(prog, backend="kernel", arch="x86_64").evaluate_batch(recs)
+    assert got.tolist() == _reference(prog, "x86_64", recs).tolist()
+    assert got.tolist() == [0, 0x00050001, 0x7FFF0000, 0, 0x00050001, 0x00050002, 0]
+
+
+def test_more_distinct_return_constants_than_errno_can_number():
+    # 2046 ERRNO constants, ALLOW and ~0, 4096 instructions: two groups of return ids
+    many = [I(op.BPF_LD | op.BPF_W | op.BPF_ABS, 16)]
+    for v in range(2046):
+        many += [I(op.BPF_JMP | op.BPF_JEQ, v, 0, 1), I(op.BPF_RET | op.BPF_K, 0x00050000 + v)]
+    many += [I(op.BPF_JMP | op.BPF_JGT, 5000, 0, 1), I(op.BPF_RET | op.BPF_K, 0xFFFFFFFF),
+             I(op.BPF_RET | op.BPF_K, 0x7FFF0000)]
+    prog = Program(many)
+    prog.check()
+    recs = np.zeros(12, dtype=SECCOMP_DATA)
+    recs["args"][:, 0] = [0, 1, 2045, 2046, 2047, 1998, 1999, 4500, 0xFFFFFFFF, 1024, 1500, 7]
     f = bpfjit.compile(prog, backend="kernel", arch="x86_64")
-    assert any(i.code == op.BPF_JMP | op.BPF_JA for i in
-               Program.from_bytes(f.evaluator._rw.template.tobytes()))
+    assert len(prog) == 4096 and f.evaluator._rw.groups == 2
     got = f.evaluate_batch(recs)
     assert got.tolist() == _reference(prog, "x86_64", recs).tolist()
-    assert got[0] == 0 and got[3] == 7                  # X == 0: the program returns 0
-
-
-def test_div_x_needs_a_free_scratch_cell():
-    prog = Program([I(op.BPF_ST, c) for c in range(16)]
-                   + [I(op.BPF_ALU | op.BPF_DIV | op.BPF_X), I(op.BPF_RET | op.BPF_A)])
-    with pytest.raises(BackendUnavailable, match="scratch"):
-        bpfjit.compile(prog, backend="kernel", arch="x86_64")
-    prog = Program([I(op.BPF_ST, c) for c in range(15)]
-                   + [I(op.BPF_ALU | op.BPF_DIV | op.BPF_X), I(op.BPF_RET | op.BPF_A)])
-    recs = np.zeros(1, dtype=SECCOMP_DATA)
-    assert bpfjit.compile(prog, backend="kernel", arch="x86_64").evaluate_batch(recs)[0] == 0
+    assert got[2] == 0x00050000 + 2045 and got[3] == got[7] == 0x7FFF0000
+    assert got[8] == 0xFFFFFFFF
 
 
 def test_syscalls_that_bypass_seccomp_are_still_evaluated():
@@ -248,17 +272,13 @@ def test_what_the_kernel_backend_cannot_do():
     small = Program([I(op.BPF_RET | op.BPF_K, ALLOW)])
     with pytest.raises(BackendUnavailable, match="big-endian"):
         bpfjit.compile(small, backend="kernel", arch="s390x")
-    longest = Program([I(op.BPF_LD | op.BPF_IMM)] * 4089 + [I(op.BPF_RET | op.BPF_K, ALLOW)])
-    bpfjit.compile(longest, backend="kernel", arch="x86_64")
-    too_long = Program([I(op.BPF_LD | op.BPF_IMM)] * 4090 + [I(op.BPF_RET | op.BPF_K, ALLOW)])
+    full = Program([I(op.BPF_LD | op.BPF_IMM, 3)] * 4095 + [I(op.BPF_RET | op.BPF_K, ALLOW)])
+    assert bpfjit.compile(full, backend="kernel", arch="x86_64").evaluate(0) == ALLOW
+    longest = Program([I(op.BPF_LD | op.BPF_IMM, 3)] * 4091 + [I(op.BPF_RET | op.BPF_A)])
+    assert bpfjit.compile(longest, backend="kernel", arch="x86_64").evaluate(0) == 3
+    too_long = Program([I(op.BPF_LD | op.BPF_IMM, 3)] * 4092 + [I(op.BPF_RET | op.BPF_A)])
     with pytest.raises(BackendUnavailable, match="4096"):
         bpfjit.compile(too_long, backend="kernel", arch="x86_64")
-    many = [I(op.BPF_LD | op.BPF_W | op.BPF_ABS, 0)]
-    for v in range(2047):                # 2047 ERRNO values and ALLOW: one too many
-        many += [I(op.BPF_JMP | op.BPF_JEQ, v, 0, 1), I(op.BPF_RET | op.BPF_K, 0x00050000 + v)]
-    many.append(I(op.BPF_RET | op.BPF_K, ALLOW))
-    with pytest.raises(BackendUnavailable, match="distinct"):
-        bpfjit.compile(Program(many), backend="kernel", arch="x86_64")
     assert kb.BACKEND.unavailable_reason() is None
     assert bpfjit.backends.available()["kernel"] is None
 

@@ -56,7 +56,7 @@ def test_program_stream_is_reproducible_and_mixed():
     c = list(itertools.islice(program_stream(8), 400))
     assert a == b
     assert a != c
-    assert {kind for kind, _ in a} == {"valid", "realistic", "near_valid", "garbage"}
+    assert {kind for kind, _ in a} == {"valid", "realistic", "near_valid", "garbage", "probe"}
     assert all(isinstance(data, bytes) and len(data) % 8 == 0 for _, data in a)
 
 
