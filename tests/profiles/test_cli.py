@@ -62,7 +62,7 @@ def test_bad_options_exit_2():
     res = run("eval", DOCKER, "--caps", "CAP_FLY", "read", code=2)
     assert "unknown capabilities CAP_FLY" in res.output
     res = run("eval", DOCKER, "--kernel", "new", "read", code=2)
-    assert "invalid kernel version" in res.output
+    assert "kernel version" in res.output and "new" in res.output
 
 
 def test_runtime_runc_answers_unknown_new_syscalls_with_enosys():
