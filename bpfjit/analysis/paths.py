@@ -22,6 +22,7 @@ from typing import Sequence
 from .. import opcodes as op
 from ..program import Instruction
 from ..seccomp.layouts import SECCOMP_DATA_SIZE
+from .conditions import concrete_alu
 
 U32 = 0xFFFFFFFF
 WORDS = SECCOMP_DATA_SIZE // 4
@@ -88,25 +89,10 @@ def decide(jop: int, a: int, b: int) -> bool:
 
 
 def _alu(aop: int, a: int, b: int) -> int | None:
-    if aop == op.BPF_ADD:
-        return (a + b) & U32
-    if aop == op.BPF_SUB:
-        return (a - b) & U32
-    if aop == op.BPF_MUL:
-        return (a * b) & U32
-    if aop == op.BPF_DIV:
-        return a // b if b else None
-    if aop == op.BPF_OR:
-        return a | b
-    if aop == op.BPF_AND:
-        return a & b
-    if aop == op.BPF_LSH:
-        return (a << (b & 31)) & U32
-    if aop == op.BPF_RSH:
-        return a >> (b & 31)
-    if aop == op.BPF_XOR:
-        return a ^ b
-    return None
+    """Known operands: the kernel's result; None when the path ends (division by zero)."""
+    if aop == op.BPF_DIV and b == 0:
+        return None
+    return concrete_alu(aop, a, b)
 
 
 @dataclass

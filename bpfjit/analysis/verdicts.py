@@ -37,6 +37,7 @@ from ..program import Instruction
 from ..seccomp.layouts import ARCH_OFFSET, NR_OFFSET, SECCOMP_DATA_SIZE, Layout
 from .budget import Budget, BudgetExceeded
 from .cfg import leaders
+from .conditions import concrete_alu
 
 U32 = 0xFFFFFFFF
 
@@ -283,28 +284,6 @@ def _vec(value, space: _Space):
     return value
 
 
-def _concrete_alu(aop: int, a: int, b: int) -> int:
-    if aop == op.BPF_ADD:
-        return (a + b) & U32
-    if aop == op.BPF_SUB:
-        return (a - b) & U32
-    if aop == op.BPF_MUL:
-        return (a * b) & U32
-    if aop == op.BPF_DIV:
-        return a // b
-    if aop == op.BPF_OR:
-        return a | b
-    if aop == op.BPF_AND:
-        return a & b
-    if aop == op.BPF_LSH:
-        return (a << (b & 31)) & U32
-    if aop == op.BPF_RSH:
-        return a >> (b & 31)
-    if aop == op.BPF_XOR:
-        return a ^ b
-    raise AssertionError(f"ALU op {aop:#x} is not a seccomp operation")
-
-
 def _vector_alu(aop: int, a, b) -> np.ndarray:
     a = np.asarray(a, dtype=np.uint32)
     b = np.asarray(b, dtype=np.uint32)
@@ -340,7 +319,7 @@ def _alu(aop: int, a, b, space: _Space):
             return 0
         return None
     if isinstance(a, int) and isinstance(b, int):
-        return _concrete_alu(aop, a, b)
+        return concrete_alu(aop, a, b)   # b != 0: division by zero ended the path above
     return _vector_alu(aop, _vec(a, space), _vec(b, space))
 
 
