@@ -12,11 +12,12 @@ native batch code.
 - :func:`count`: counts per action x syscall x host of a Dask DataFrame;
 - :func:`replay_parquet`: the same over Parquet files, on an in-process
   ``LocalCluster`` by default or on ``scheduler="tcp://host:port"``; the
-  ``bpfjit replay`` CLI verb calls it for ``.parquet`` paths. Its tasks read
-  one row group each with Arrow on the worker (``dd.from_map``) rather than
-  going through ``dd.read_parquet`` and pandas: the pandas round trip of the
-  records cost 3.4x the in-process time on the bench dataset
-  (``bench/README.md``).
+  ``bpfjit replay`` CLI verb calls it for ``.parquet`` paths. Its tasks
+  (``Client.map``, a few consecutive row groups each) read one row group at a
+  time with Arrow on the worker and return an Arrow count table, rather than going through
+  ``dd.read_parquet`` and pandas: the pandas round trip of the records cost
+  3.4x the in-process time on the bench dataset, and importing
+  ``dask.dataframe`` costs each process about a second (``bench/README.md``).
 """
 from __future__ import annotations
 
@@ -115,9 +116,8 @@ def _evaluate_partition(frame: "pd.DataFrame", shipped: Shipped, arch: int,
 def _count_partition(frame: "pd.DataFrame", shipped: Shipped, arch: int) -> "pd.DataFrame":
     subject = shipped.build()
     batch = _batch(frame)
-    recs = columnar.to_records(batch, arch=arch, out=columnar.SCRATCH.records(batch.num_rows))
-    retvals, _ = columnar._run(subject, recs)
-    return columnar.counts(batch, retvals, recs).to_pandas()
+    retvals, _ = columnar.evaluate(subject, batch, arch=arch)
+    return columnar.counts(batch, retvals).to_pandas()
 
 
 def _count_meta() -> "pd.DataFrame":
@@ -240,8 +240,9 @@ def _parquet_paths(paths: "str | Path | Iterable[str | Path]") -> list[str]:
     return out
 
 
-def _dataset_pieces(paths: list[str], need_arch: bool) -> list[tuple[str, int, tuple]]:
-    """Check every file's schema (naming the file); one (path, row group, columns) per row group."""
+def _dataset_pieces(paths: list[str], need_arch: bool) -> list[tuple[str, int, int, tuple]]:
+    """Check every file's schema (naming the file); (path, row group, rows, columns) for each
+    row group."""
     import pyarrow.parquet as pq
     pieces = []
     for path in paths:
@@ -252,18 +253,47 @@ def _dataset_pieces(paths: list[str], need_arch: bool) -> list[tuple[str, int, t
         schema = pf.schema_arrow
         columnar.check_schema(schema, need_arch=need_arch, source=path)
         columns = tuple(n for n in schema.names if n in columnar.EVALUATED or n == "host")
-        pieces.extend((path, i, columns) for i in range(pf.metadata.num_row_groups))
+        meta = pf.metadata
+        pieces.extend((path, i, meta.row_group(i).num_rows, columns)
+                      for i in range(meta.num_row_groups))
     return pieces
+
+
+#: rows a task aims at: fewer, longer tasks cost the scheduler less (Dask's advice is tasks of
+#: well over 100 ms; a million rows take about that) while keeping
+TASK_ROWS = 4 << 20
+#: ... at least this many tasks per worker, so that workers finish together
+TASKS_PER_WORKER = 8
+
+
+def _tasks(pieces: list[tuple[str, int, int, tuple]], workers: int
+           ) -> list[tuple[str, tuple[int, ...], tuple]]:
+    """Consecutive row groups of one file grouped into tasks: (path, row groups, columns)."""
+    total = sum(p[2] for p in pieces)
+    target = max(1, min(TASK_ROWS, total // max(1, workers * TASKS_PER_WORKER)))
+    tasks: list[tuple[str, tuple[int, ...], tuple]] = []
+    path, groups, rows, columns = None, [], 0, ()
+    for p, index, n, cols in pieces:
+        if groups and (p != path or rows + n > target):
+            tasks.append((path, tuple(groups), columns))
+            groups, rows = [], 0
+        path, columns = p, cols
+        groups.append(index)
+        rows += n
+    if groups:
+        tasks.append((path, tuple(groups), columns))
+    return tasks
 
 
 _FILES: dict[tuple, Any] = {}        # open Parquet files of this worker (metadata parsed once)
 
 
-def _count_row_group(piece: tuple[str, int, tuple], shipped: Shipped,
-                     arch: int) -> "pd.DataFrame":
-    """Read one row group with Arrow (hosts as dictionary codes), evaluate, count."""
+def _count_row_groups(task: tuple[str, tuple[int, ...], tuple], shipped: Shipped,
+                      arch: int) -> Any:
+    """Read a task's row groups with Arrow one at a time (hosts as dictionary codes), evaluate,
+    count: an Arrow table (:func:`bpfjit.columnar.counts`), so neither side goes through pandas."""
     import pyarrow.parquet as pq
-    path, index, columns = piece
+    path, groups, columns = task
     st = os.stat(path)
     key = (path, st.st_mtime_ns, st.st_size)    # a rewritten file is opened afresh
     with _LOCK:
@@ -273,12 +303,15 @@ def _count_row_group(piece: tuple[str, int, tuple], shipped: Shipped,
                 _FILES.clear()
             pf = _FILES[key] = pq.ParquetFile(path, read_dictionary=["host"]
                                               if "host" in columns else None)
-    table = pf.read_row_group(index, columns=list(columns), use_threads=False)
-    batch = columnar._batch(table)
-    recs = columnar.to_records(batch, arch=arch, source=path,
-                               out=columnar.SCRATCH.records(batch.num_rows))
-    retvals, _ = columnar._run(shipped.build(), recs)
-    return columnar.counts(batch, retvals, recs).to_pandas()
+    subject = shipped.build()
+    parts = []
+    for index in groups:
+        batch = columnar._batch(pf.read_row_group(index, columns=list(columns),
+                                                  use_threads=False))
+        retvals, _ = columnar.evaluate(subject, batch, arch=arch, source=path)
+        parts.append(columnar.counts(batch, retvals))
+        del batch
+    return columnar.merge_counts(parts) if len(parts) > 1 else parts[0]
 
 
 def replay_parquet(filter_or_stack: "Filter | Stack | Program | Sequence[Program]",
@@ -289,8 +322,8 @@ def replay_parquet(filter_or_stack: "Filter | Stack | Program | Sequence[Program
 
     Returns a pandas DataFrame ``action, syscall, host, count`` (host "" when
     the data has none), largest counts first. Every file's schema is checked
-    before anything runs; then one task per row group reads it with Arrow,
-    evaluates and counts on a worker (``dd.from_map``), and the client merges
+    before anything runs; then each task (a few consecutive row groups) reads them with Arrow,
+    evaluates and counts on a worker (``Client.map``), and the client merges
     the small count tables as they arrive, so memory stays bounded by a row
     group per worker. ``arch``: the layout to compile
     programs for and the AUDIT_ARCH of rows without an ``arch`` column
@@ -298,7 +331,6 @@ def replay_parquet(filter_or_stack: "Filter | Stack | Program | Sequence[Program
     running cluster; default a new ``LocalCluster`` (``n_workers``,
     ``processes``). ``progress``: partitions done, on stderr.
     """
-    import dask.dataframe as dd
     import pandas as pd
     import pyarrow as pa
     from distributed import as_completed
@@ -312,24 +344,23 @@ def replay_parquet(filter_or_stack: "Filter | Stack | Program | Sequence[Program
     pieces = _dataset_pieces(files, need_arch=False)
     if not pieces:
         return columnar.label(columnar.merge_counts([]), default)
-    # one task per row group, read by Arrow on the worker: the records never become pandas
-    parts = dd.from_map(_count_row_group, pieces, shipped=ship(subject), arch=default,
-                        meta=_count_meta(), enforce_metadata=False)
-    delayed = parts.to_delayed()
+    # tasks of a few row groups, read by Arrow on the worker, counted there; the small count
+    # tables come back as Arrow (no dask.dataframe graph, no pandas on the workers)
     total: list[pa.Table] = []
     with client(scheduler, n_workers=n_workers, processes=processes) as c:
-        futures = c.compute(delayed)
+        tasks = _tasks(pieces, max(1, len(c.scheduler_info().get("workers", ())) or 1))
+        futures = c.map(_count_row_groups, tasks, shipped=ship(subject), arch=default,
+                        key=[f"bpfjit-count-{i}-{os.getpid()}-{id(tasks)}"
+                             for i in range(len(tasks))])
         done = 0
         for future in as_completed(futures, loop=c.loop):
-            piece = future.result()
-            total.append(pa.Table.from_pandas(piece.astype({"host": object}),
-                                              preserve_index=False))
+            total.append(future.result())
             future.release()
             done += 1
             if len(total) > 64:
                 total = [columnar.merge_counts(total)]
             if progress:
-                print(f"\rbpfjit replay: {done}/{len(futures)} partitions", end="",
+                print(f"\rbpfjit replay: {done}/{len(futures)} tasks", end="",
                       file=sys.stderr, flush=True)
         if progress:
             print(file=sys.stderr)

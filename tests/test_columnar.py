@@ -154,3 +154,45 @@ def test_a_file_that_is_not_parquet_is_named(tmp_path):
     f = bpfjit.compile(DOCKER, backend="llvm", arch="x86_64")
     with pytest.raises(SchemaError, match="bad.parquet: not a readable Parquet file"):
         columnar.evaluate_parquet(f, bad)
+
+
+@pytest.mark.parametrize("form", ["columns", "list", "packed"])
+def test_chunked_evaluation_crosses_chunk_boundaries_exactly(form):
+    """Batches longer than CHUNK_ROWS are interleaved and evaluated chunk by chunk: every
+    row's verdict (and matching filter, for a stack) equals the whole-array evaluation."""
+    n = 2 * columnar.CHUNK_ROWS + 1237
+    recs = _records(n, seed=9)
+    recs["arch"][::17] = 0x40000003            # i386 rows: a different path of the filter
+    batch = columnar.from_records(recs, args=form)
+    f = bpfjit.compile(DOCKER, arch="x86_64")
+    got, match = columnar.evaluate(f, batch)
+    assert match is None and got.dtype == np.uint32 and len(got) == len(recs)
+    np.testing.assert_array_equal(got, f.evaluate_batch(recs))
+    ref = bpfjit.compile(DOCKER, backend="reference", arch="x86_64")
+    for i in list(range(0, n, 997)) + [columnar.CHUNK_ROWS - 1, columnar.CHUNK_ROWS, n - 1]:
+        assert got[i] == ref.evaluate_batch(recs[i:i + 1])[0], i
+    stack = bpfjit.Stack([DOCKER, DOCKER], arch="x86_64")
+    got2, match2 = columnar.evaluate(stack, batch, match=True)
+    want2, wmatch2 = stack.evaluate_batch_matching(recs, match=True)
+    np.testing.assert_array_equal(got2, want2)
+    np.testing.assert_array_equal(match2, wmatch2)
+
+
+@pytest.mark.parametrize("spread", ["narrow", "wide"])
+def test_counts_tally_every_pair_whatever_the_range_of_numbers(spread):
+    """Both ways of counting (bincount over a narrow nr range, hash count otherwise)."""
+    rng = np.random.default_rng(3)
+    n = 20_000
+    if spread == "narrow":
+        nr = rng.integers(-1, 500, n).astype(np.int32)
+    else:
+        nr = rng.integers(-(1 << 31), (1 << 31) - 1, n, dtype=np.int64).astype(np.int32)
+        nr[::3] = rng.integers(0, 40, len(nr[::3]))
+    retvals = rng.choice(np.array([0x7FFF0000, 0x50001, 0, 0x80000000, 0xFFFFFFFF],
+                                  dtype=np.uint32), n)
+    batch = pa.record_batch({"nr": pa.array(nr), "host": pa.array(["a", "b"] * (n // 2))})
+    table = columnar.counts(batch, retvals)
+    got = {(r, s, h): c for r, s, h, c in zip(*(table.column(k).to_pylist()
+                                                 for k in ("retval", "nr", "host", "count")))}
+    want = collections.Counter(zip(retvals.tolist(), nr.tolist(), ["a", "b"] * (n // 2)))
+    assert got == dict(want)
