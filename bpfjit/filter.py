@@ -45,6 +45,8 @@ _PAD = tuple((0,) * (6 - n) for n in range(7))
 #: one record in SECCOMP_DATA layout (native order, no padding); packing range-checks every field
 _RECORD = struct.Struct("=iIQ6Q")
 assert _RECORD.size == records.SECCOMP_DATA.itemsize
+#: the same for n given arguments, the missing ones packed as zero bytes (no padding tuple)
+_RECORD_N = tuple(struct.Struct(f"=iIQ{n}Q{8 * (6 - n)}x") for n in range(7))
 #: remembered (nr, arch) -> (signed nr, AUDIT_ARCH) resolutions per Filter
 _RESOLVED_MAX = 4096
 _PLAIN_INT = frozenset((int,))
@@ -156,6 +158,17 @@ class Filter:
     def evaluate(self, nr: "int | str", args: Sequence[int] = (), arch: "int | str | None" = None,
                  instruction_pointer: int = 0) -> int:
         """The program's 32-bit return value for one system call."""
+        # the common call, evaluate(nr, (a0, ...)): packed and range-checked by struct in C
+        if (args.__class__ is tuple and arch is None and nr.__class__ is int and args
+                and instruction_pointer.__class__ is int and len(args) <= 6
+                and self._packed is not None and _PLAIN_INT.issuperset(map(type, args))):
+            try:
+                record = _RECORD_N[len(args)].pack(nr, self._default_arch, instruction_pointer,
+                                                   *args)
+            except struct.error:
+                pass                            # negative or too large: normalise (or explain)
+            else:
+                return self._packed(record)
         if (nr.__class__ is int and arch is None and args.__class__ is tuple and not args
                 and instruction_pointer.__class__ is int and not instruction_pointer
                 and self._nr_only is not None and -0x80000000 <= nr <= 0xFFFFFFFF):
