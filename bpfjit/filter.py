@@ -26,7 +26,7 @@ import numpy as np
 
 from . import backends
 from .check import CheckedProgram, check
-from .errors import BackendUnavailable, InputError, UnknownArchError
+from .errors import BackendUnavailable, BpfjitError, InputError, UnknownArchError
 from .program import Program
 from .seccomp import layouts, records, syscalls
 from .seccomp.actions import Action, Outcome, outcome
@@ -68,6 +68,12 @@ def compile(program: Program, backend: str = "auto", arch: "str | Layout | None"
     from .seccomp.kernels import parse_flags
     bits = parse_flags(flags)
     lay = layouts.layout(arch)
+    if backend in ("llvm", "auto") and not isinstance(program, CheckedProgram):
+        # compiled before (memory, or an authenticated disk entry of these exact bytes): no
+        # need to check again — only checked programs are ever compiled and stored
+        evaluator = _recall_llvm(program, lay)
+        if evaluator is not None:
+            return Filter(evaluator.program, lay, evaluator, "llvm", flags=bits)
     checked = check(program)
     if backend != "auto":
         evaluator = backends.get(backend).compile(checked, lay)
@@ -82,6 +88,14 @@ def compile(program: Program, backend: str = "auto", arch: "str | Layout | None"
             continue
         return Filter(checked, lay, evaluator, name, flags=bits)
     raise BackendUnavailable("no backend could compile this program: " + "; ".join(failures))
+
+
+def _recall_llvm(program: Program, lay: Layout) -> "Evaluator | None":
+    try:
+        llvm = backends.get("llvm")
+    except BpfjitError:
+        return None
+    return llvm.recall(program, lay)
 
 
 @dataclass(frozen=True)

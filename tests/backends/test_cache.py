@@ -257,3 +257,32 @@ def test_mcjit_objects_are_cached_and_reloaded(tmp_path):
             for nr in recs["nr"]]
     assert outs[0].tolist() == outs[1].tolist() == want
     assert "bpfjit_batch" in ev2.describe()["asm"]
+
+
+def test_a_cached_program_is_not_checked_again_but_an_invalid_one_always_is(monkeypatch):
+    """Warm start: an authenticated entry of these exact bytes vouches for the program (only
+    checked programs are ever compiled and stored), so compile() skips check(); a program
+    with no entry is checked (and an invalid one refused) as always."""
+    import bpfjit.filter as filter_module
+    from bpfjit.errors import InvalidProgram
+    first = bpfjit.compile(program(11), backend="llvm", arch="x86_64")
+    assert first.evaluator.info["cache"] == "miss"
+    new_process()
+    calls = []
+    real_check = filter_module.check
+    monkeypatch.setattr(filter_module, "check", lambda p: calls.append(p) or real_check(p))
+    for backend in ("llvm", "auto"):
+        again = bpfjit.compile(program(11), backend=backend, arch="x86_64")
+        assert again.evaluator.info["cache"] in ("disk", "memory") and again.backend == "llvm"
+        assert isinstance(again.program, bpfjit.CheckedProgram)
+        assert_correct(again)
+    assert calls == []
+    other = bpfjit.compile(program(12), backend="llvm", arch="x86_64")     # no entry: checked
+    assert len(calls) == 1 and other.evaluator.info["cache"] == "miss"
+    bad = Program([Instruction(0x20, 0, 0, 2)] + list(program(11).instructions[1:]))
+    with pytest.raises(InvalidProgram, match="not 4-byte aligned"):
+        bpfjit.compile(bad, backend="llvm", arch="x86_64")
+    stats = dict(llvm_backend.BACKEND.cache.stats)
+    new_process()
+    bpfjit.compile(program(13), backend="llvm", arch="x86_64")   # a miss is looked up once
+    assert llvm_backend.BACKEND.cache.stats["misses"] - stats["misses"] <= 1

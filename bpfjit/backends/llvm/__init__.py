@@ -19,14 +19,16 @@ from __future__ import annotations
 import itertools
 import logging
 import struct
+import threading
 import time
 from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from ...check import CheckedProgram
+from ...check import CheckedProgram, vouched
 from ...errors import BackendUnavailable, InputError
+from ...program import Program
 from ...seccomp.layouts import Layout
 from ...seccomp.records import SECCOMP_DATA
 from . import abi, image
@@ -38,6 +40,8 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("bpfjit")
 
 LOADERS = ("image", "mcjit")
+_LLVMLITE: dict[str, bool] = {}          # whether llvmlite is installed, asked once per process
+_MISSED = threading.local()              # the key this thread's last recall() did not find
 
 
 def _layout_fields(layout: Layout) -> dict[str, Any]:
@@ -127,7 +131,9 @@ class LlvmBackend:
         return self._cache
 
     def unavailable_reason(self) -> str | None:
-        if find_spec("llvmlite") is None:
+        if _LLVMLITE.get("found") is None:
+            _LLVMLITE["found"] = find_spec("llvmlite") is not None
+        if not _LLVMLITE["found"]:
             return "llvmlite is not installed (pip install llvmlite)"
         return None
 
@@ -179,10 +185,28 @@ class LlvmBackend:
                                 STACK_ENTRIES, "stack", raw)
         return LlvmStackEvaluator(code, tuple(programs), layout, info)
 
-    def _code(self, key: str, build, entries: tuple[str, ...], what: str,
-              raw: bytes) -> tuple[Any, dict]:
-        """Loaded code for ``key``: from memory, from disk (authenticated, ``raw`` program bytes
-        re-compared), else ``build()`` and store it."""
+    def recall(self, program: Program, layout: Layout) -> LlvmEvaluator | None:
+        """The evaluator of a program compiled before — from memory or an authenticated disk
+        entry whose stored bytes equal ``program``'s — else None. Only checked programs are
+        ever compiled and stored, so a hit vouches for ``program`` without checking it again
+        (the warm start's cheapest path); a miss means: check, then :meth:`compile`."""
+        if self.unavailable_reason():
+            return None
+        raw = _program_bytes(program)
+        try:
+            key = self.key(program, layout, raw)
+        except Exception:  # noqa: BLE001 - LLVM cannot describe the host: compile() says so
+            return None
+        found = self._cached(key, abi.ENTRIES, raw)
+        if found is None:
+            _MISSED.key = key                  # compile() right after need not look again
+            return None
+        return LlvmEvaluator(found[0], vouched(program), layout, found[1])
+
+    def _cached(self, key: str, entries: tuple[str, ...], raw: bytes
+                ) -> tuple[Any, dict] | None:
+        """Loaded code for ``key`` from memory, else from disk (authenticated, ``raw`` program
+        bytes re-compared), else None."""
         store = self.cache
         found = store.recall(key)
         if found is not None:
@@ -199,6 +223,19 @@ class LlvmBackend:
                 info = dict(header.get("info", {}), kind=header["kind"])
                 store.remember(key, (code, info))
                 return code, dict(info, cache="disk")
+        return None
+
+    def _code(self, key: str, build, entries: tuple[str, ...], what: str,
+              raw: bytes) -> tuple[Any, dict]:
+        """Loaded code for ``key``: from memory, from disk (authenticated, ``raw`` program bytes
+        re-compared), else ``build()`` and store it."""
+        if getattr(_MISSED, "key", None) == key:
+            _MISSED.key = None                 # recall() just missed it: build
+        else:
+            found = self._cached(key, entries, raw)
+            if found is not None:
+                return found
+        store = self.cache
         try:
             code, header, payload = build()
         except BackendUnavailable:
