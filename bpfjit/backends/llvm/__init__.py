@@ -21,7 +21,6 @@ import logging
 import struct
 import threading
 import time
-from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
@@ -32,7 +31,7 @@ from ...program import Program
 from ...seccomp.layouts import Layout
 from ...seccomp.records import SECCOMP_DATA
 from . import abi, image
-from .cache import CodeCache, cache_dir, entry_key, host_profile
+from .cache import CodeCache, cache_dir, entry_key, host_profile, llvmlite_spec
 
 if TYPE_CHECKING:  # pragma: no cover
     from .stacked import LlvmStackEvaluator
@@ -40,7 +39,6 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("bpfjit")
 
 LOADERS = ("image", "mcjit")
-_LLVMLITE: dict[str, bool] = {}          # whether llvmlite is installed, asked once per process
 _MISSED = threading.local()              # the key this thread's last recall() did not find
 
 
@@ -131,9 +129,7 @@ class LlvmBackend:
         return self._cache
 
     def unavailable_reason(self) -> str | None:
-        if _LLVMLITE.get("found") is None:
-            _LLVMLITE["found"] = find_spec("llvmlite") is not None
-        if not _LLVMLITE["found"]:
+        if llvmlite_spec() is None:
             return "llvmlite is not installed (pip install llvmlite)"
         return None
 
