@@ -169,6 +169,11 @@ def _print_summary(summary, target, show_trace: bool) -> None:
             for row in _trace_rows(summary, g, target):
                 console.print(f"      [{row['filter']}] {row['index']:5d}  {row['insn']:<40s} "
                               f"A={row['A']:#010x} X={row['X']:#010x}", markup=False)
+    if summary.inferred_32:
+        console.print(f"\n{summary.inferred_32} call(s) replayed as a 32-bit task's (the compat "
+                      f"arch of {summary.arch}): their -i instruction pointers have 8 digits and "
+                      f"the trace has no 'runs in 32 bit mode' line (strace prints it on stderr); "
+                      f"an x32 task prints the same width: replay it with --arch x32")
     if summary.recorded_mismatches:
         console.print(f"\n{summary.recorded_mismatches} audit records name a different action "
                       f"than this filter returns")

@@ -155,6 +155,52 @@ def _cached_value(text: str, arch: str, names: "dict[str, int] | None") -> int |
     return v
 
 
+#: 32-bit ABIs: calls with 64-bit arguments that strace prints as ONE value although each
+#: occupies two registers: name -> (how many arguments strace prints when it decodes them,
+#: the printed positions of the 64-bit values). ``-e raw=all`` prints every register (more
+#: arguments), which is exact and left alone.
+WIDE_ARGS_32 = {
+    "pread64": (4, (3,)), "pwrite64": (4, (3,)), "truncate64": (2, (1,)),
+    "ftruncate64": (2, (1,)), "fadvise64": (4, (1,)), "fadvise64_64": (4, (1, 2)),
+    "arm_fadvise64_64": (4, (2, 3)), "fallocate": (4, (2, 3)),
+    "sync_file_range": (4, (1, 2)), "sync_file_range2": (4, (2, 3)),
+    "arm_sync_file_range": (4, (2, 3)), "readahead": (3, (1,)), "_llseek": (4, (1,)),
+    "lookup_dcookie": (3, (0,)), "preadv": (4, (3,)), "pwritev": (4, (3,)),
+    "preadv2": (5, (3,)), "pwritev2": (5, (3,)), "fanotify_mark": (5, (2,)),
+}
+#: ... whose two halves the i386 ABI passes high word first (``_llseek(fd, offset_high,
+#: offset_low, result, whence)``); every other ia32 entry point takes (low, high)
+HIGH_FIRST_32 = frozenset({"_llseek"})
+
+
+def registers_32(name: str, arch: str, values: list[int | None], high_unknown: int
+                 ) -> list[int | None] | None:
+    """The six registers of a 32-bit task's call that passes 64-bit arguments (see
+    :data:`WIDE_ARGS_32`), from strace's printed ``values``; None when no value spans two.
+
+    i386 (the ``x86`` layout: 32-bit tasks under x86_64 too) is exact: each 64-bit value is
+    two consecutive registers, low word first (arch/x86/kernel/sys_ia32.c), except
+    ``_llseek``. Other 32-bit ABIs align such pairs to an even register and some put the
+    high word first; there every register from the first 64-bit value on is left unknown (a
+    verdict that reads one says so) rather than guessed.
+    """
+    found = WIDE_ARGS_32.get(name)
+    if found is None:
+        return None
+    arity, wide = found
+    if arch != "x86":
+        return list(values[:wide[0]]) + [None] * (6 - wide[0])
+    regs: list[int | None] = []
+    for i, v in enumerate(values[:arity]):
+        if i not in wide:
+            regs.append(v)
+            continue
+        lo = None if v is None else v & 0xFFFFFFFF
+        hi = None if v is None or high_unknown >> i & 1 else v >> 32 & 0xFFFFFFFF
+        regs.extend((hi, lo) if name in HIGH_FIRST_32 else (lo, hi))
+    return (regs + [None] * 6)[:6]
+
+
 def decode(name: str, texts: list[str], arch: str) -> tuple[list[int | None], int]:
     """(six register values, None = unknown; mask of args whose high word is unknown).
 

@@ -11,7 +11,7 @@ class Call:
     ``name`` or ``nr`` (or both) identify the call; ``args`` are the printed
     argument texts (strace) to decode per arch, or ``values`` the raw register
     values already known (audit records: ``None`` each, as audit does not log
-    them). ``compat`` is strace's personality for the pid (``None``, ``"32"``,
+    them). ``compat`` is strace's personality for the pid (``None``, ``"32"``, ``"ip32"`` (inferred from -i's pointer width),
     ``"x32"``); ``arch`` an explicit libseccomp arch name (audit's ``arch=``).
     ``recorded`` is the seccomp return value the kernel logged (audit ``code=``).
     """

@@ -28,8 +28,11 @@ from ..filter import Filter
 from ..seccomp import layouts, records, syscalls
 from ..seccomp.actions import Action
 from ..stack import Stack
-from .args import decode
+from .args import WIDE_ARGS_32, decode, registers_32
 from .calls import Call, Problem
+
+#: how many arguments strace prints for a call with 64-bit arguments (decoded, not raw)
+WIDE_ARITY = {name: arity for name, (arity, _) in WIDE_ARGS_32.items()}
 
 BATCH = 8192
 MAX_EXAMPLES = 50
@@ -110,6 +113,8 @@ class Summary:
     problem_reasons: Counter = field(default_factory=Counter)
     problem_examples: list = field(default_factory=list)
     recorded_mismatches: int = 0
+    #: calls taken as a 32-bit task's (i386 on x86_64) from strace -i's 8-digit pointers
+    inferred_32: int = 0
     lines: int = 0
     bytes: int = 0
 
@@ -150,6 +155,7 @@ class Summary:
                          "examples": [{"source": p.source, "line": p.line, "reason": p.reason,
                                        "text": p.text} for p in self.problem_examples]},
             "recorded_mismatches": self.recorded_mismatches,
+            "calls_taken_as_32_bit_from_the_pointer_width": self.inferred_32,
             "would_not_run": self.would_not_run,
         }
 
@@ -211,6 +217,11 @@ class Replayer:
             return call.arch
         if call.compat is None:
             return self.layout.name
+        if call.compat == "ip32":                # 8-digit -i pointers, no mode notice
+            if self.layout.bits == 32:
+                return self.layout.name
+            self.summary.inferred_32 += 1
+            return COMPAT.get((self.layout.name, "32"))
         return COMPAT.get((self.layout.name, call.compat))
 
     def _number(self, abi: str, name: str) -> int | str:
@@ -251,6 +262,10 @@ class Replayer:
             values, high_unknown = call.values, 0
         else:
             values, high_unknown = decode(name, call.args or [], arch)
+            if lay.bits == 32 and len(call.args or ()) == WIDE_ARITY.get(name):
+                regs = registers_32(name, lay.name, values, high_unknown)
+                if regs is not None:       # 64-bit values over two registers each
+                    values = regs
         arg_unknown = 0
         args = []
         mask = U32 if lay.bits == 32 else (1 << 64) - 1

@@ -6,7 +6,9 @@ the file name's ``.N`` suffix), ``-t``/``-tt``/``-ttt``/``-r`` timestamps, ``-n`
 ``-T`` (``<0.000012>``), ``-y`` (``3</path>``), ``-X raw``/``-e raw=all``,
 ``<unfinished ...>`` / ``<... name resumed>`` pairs (joined per pid, the call
 dated at its first line), signals (``--- SIGCHLD ... ---``), exits (``+++ exited
-with 0 +++``) and personality changes (``[ Process PID=N runs in 32 bit mode. ]``).
+with 0 +++``) and personality changes (``[ Process PID=N runs in 32 bit mode. ]``; strace
+writes that notice to stderr, so an ``-o`` file lacks it: there ``-i``'s 8-digit instruction
+pointers mark a task without a notice as 32-bit).
 Every system call line is one entry into the kernel, hence one run of the
 filter. Lines that are not strace output become :class:`Problem` s.
 """
@@ -21,7 +23,9 @@ from .calls import Call, Problem
 _PREFIX = re.compile(
     r"(?:\[pid\s+(\d+)(?:<[^>]*>)?\]\s+|(\d+)(?:<[^>]*>)?\s+(?=\S))?"   # -f, -Y
     r"(?:(?:\d+:\d+:\d+(?:\.\d+)?|\d+\.\d+)\s+)?"             # -t, -tt, -ttt, -r
-    r"(?:\[\s*(\d+)\]\s+)?"                                   # -n
+    r"(?:\[(?![0-9a-f]{8}\]|[0-9a-f]{16}\])\s*(\d+)\]\s+)?"     # -n (never 8 or 16 digits:
+    #                                                          those are -i pointers, e.g. a
+    #                                                          32-bit task's [08049035])
     r"(?:\[([0-9a-f]{16}|[0-9a-f]{8}|\?{16}|\?{8})\]\s+)?")   # -i
 _CALL = re.compile(r"([a-z_][a-z0-9_]*)\(")
 _RESUMED = re.compile(r"<\.\.\. ([a-z_][a-z0-9_]*) resumed>\s?")
@@ -54,6 +58,10 @@ class StraceParser:
         nr = int(m.group(3)) if m.group(3) else None
         ip_text = m.group(4)
         ip = int(ip_text, 16) if ip_text and ip_text[0] != "?" else None
+        # strace -i prints 8 hex digits in a 32-bit personality; with -o its "runs in 32 bit
+        # mode" notice goes to stderr, not to the file: the width is then the only sign
+        compat = self.compat[pid] if pid in self.compat else (
+            "ip32" if ip_text is not None and len(ip_text) == 8 else None)
         body = text[m.end():]
         c = body[:1]
         if c == "-" and body.startswith("--- "):
@@ -76,9 +84,9 @@ class StraceParser:
             if stripped.endswith(_UNFINISHED):
                 yield from self._flush(pid)
                 self.pending[pid] = (line_no, name, nr, ip, stripped[:-len(_UNFINISHED)].rstrip(),
-                                     text, self.compat.get(pid))
+                                     text, compat)
                 return
-            yield self._complete(line_no, pid, name, nr, ip, rest, text, self.compat.get(pid))
+            yield self._complete(line_no, pid, name, nr, ip, rest, text, compat)
             return
         p = _PERSONALITY.search(body)
         if p:

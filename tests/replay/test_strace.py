@@ -102,3 +102,15 @@ def test_bad_lines_are_problems_with_their_line_numbers():
                         (5, "'read resumed' without its '<unfinished ...>' start"),
                         (6, "not a strace line")]
     assert [c.line for c in items if isinstance(c, Call)] == [1, 7]
+
+
+def test_an_all_decimal_instruction_pointer_is_not_a_syscall_number():
+    """-i prints a 32-bit task's pointer as 8 digits, often all decimal ([08049035]); -n prints
+    numbers in `[ 257]` form, never 8 or 16 digits. A pointer read as -n made nr 8049035."""
+    from bpfjit.replay.strace import parse
+    calls = list(parse(["3891  [08049035] pread64(0, 0x804b000, 8, 21474836483) = 0\n",
+                        "3891  [ 180] [08049061] pread64(0, 0x804b000, 8, 3) = 0\n",
+                        "7  [00007f0012345678] getpid() = 7\n"], "t"))
+    assert [(c.name, c.nr, c.ip, c.compat) for c in calls] == [
+        ("pread64", None, 0x08049035, "ip32"), ("pread64", 180, 0x08049061, "ip32"),
+        ("getpid", None, 0x7F0012345678, None)]
