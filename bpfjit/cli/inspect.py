@@ -155,19 +155,37 @@ def check(files: tuple[str, ...], as_json: bool, fmt: str | None, endian: str | 
 @click.option("-o", "--output", default=None,
               help="Write raw bytes here (with several filters: OUTPUT.N, N oldest first).")
 @click.option("--arch", "-a", default=None, help="Architecture for names.")
-def dump(pid: int, index: int | None, output: str | None, arch: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object: each filter's index, flags, raw bytes (hex), arch and "
+                   "instructions (index, code, jt, jf, k, text).")
+def dump(pid: int, index: int | None, output: str | None, arch: str | None,
+         as_json: bool) -> None:
     """Read the seccomp filters of a running process (root; PTRACE_SECCOMP_GET_FILTER).
 
     Without -o, prints each filter disassembled, oldest first, with its flags
     (PTRACE_SECCOMP_GET_METADATA; the kernel keeps and reports LOG only).
     """
-    from ..formats.disasm import disassemble
+    from ..formats.disasm import disassemble, infer_arch, instruction_text
     from ..formats.live import load_process_flags
     from ..seccomp.kernels import flag_names
     try:
         found = load_process_flags(pid, index)
     except BpfjitError as exc:
         raise InputProblem(str(exc)) from None
+    if as_json:
+        import json
+        filters = []
+        for n, (prog, flags) in enumerate(found):
+            lay = arch or infer_arch(prog).name
+            filters.append({
+                "index": n if index is None else index, "flags": flags,
+                "flag_names": flag_names(flags), "source": prog.source, "arch": lay,
+                "raw": prog.to_bytes().hex(), "instructions": [
+                    {"index": i, "code": ins.code, "jt": ins.jt, "jf": ins.jf, "k": ins.k,
+                     "text": instruction_text(prog, i, arch=lay)}
+                    for i, ins in enumerate(prog.instructions)]})
+        click.echo(json.dumps({"pid": pid, "filters": filters}, indent=1))
+        return
     for n, (prog, flags) in enumerate(found):
         if output:
             path = output if len(found) == 1 else f"{output}.{n}"

@@ -132,6 +132,11 @@ def test_dump_shows_each_filters_flags():
         assert [flags for _, flags in load_process_flags(pid)] == [2, 0]
         out = run("dump", str(pid))
         assert "flags LOG" in out and "flags 0" in out
+        doc = json.loads(run("dump", str(pid), "--json"))      # stdout: JSON only
+        assert doc["pid"] == pid and [f["flags"] for f in doc["filters"]] == [2, 0]
+        assert [f["flag_names"] for f in doc["filters"]] == ["LOG", "0"]
+        assert all(bytes.fromhex(f["raw"]) == prog for f in doc["filters"])
+        assert doc["filters"][0]["instructions"][-1]["text"].startswith("ret ERRNO(1)")
     finally:
         os.close(r)
         os.kill(pid, signal.SIGKILL)
