@@ -280,12 +280,8 @@ def _cpu_identity() -> str:
     ``/sys/devices/system/cpu/modalias`` is one short line; without it, the
     first block of ``/proc/cpuinfo`` minus the lines that change at run time.
     """
-    try:                                     # os-level: a third of Path.read_text's cost
-        fd = os.open("/sys/devices/system/cpu/modalias", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            return os.read(fd, 1 << 16).decode(errors="replace")
-        finally:
-            os.close(fd)
+    try:
+        return _read_small("/sys/devices/system/cpu/modalias")
     except OSError:
         pass
     try:
@@ -301,26 +297,36 @@ def _cpu_identity() -> str:
     return "\n".join(keep)
 
 
+def _read_small(path: str) -> str:
+    """A small text file's contents, os-level (a third of ``Path.read_text``'s cost)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.read(fd, 1 << 16).decode(errors="replace")
+    finally:
+        os.close(fd)
+
+
 def _llvmlite_identity() -> str:
     """llvmlite's version file and its shared library's name, size and mtime."""
     spec = llvmlite_spec()
     if spec is None or not spec.submodule_search_locations:
         return "llvmlite missing"
-    root = Path(list(spec.submodule_search_locations)[0])
+    root = list(spec.submodule_search_locations)[0]
     parts = []
     try:
-        parts.append((root / "_version.py").read_text())
+        parts.append(_read_small(os.path.join(root, "_version.py")))
     except OSError:
         pass
-    binding = root / "binding"
+    binding = os.path.join(root, "binding")
     try:
-        libs = [binding / "libllvmlite.so"]
-        if not libs[0].exists():
-            libs = sorted(e for e in binding.iterdir()
-                          if "llvmlite" in e.name and e.suffix in (".so", ".dylib", ".dll"))
-        for entry in libs:
-            st = entry.stat()
-            parts.append(f"{entry.name}:{st.st_size}:{st.st_mtime_ns}")
+        try:
+            st = os.stat(os.path.join(binding, "libllvmlite.so"))
+            found = [("libllvmlite.so", st)]
+        except FileNotFoundError:
+            found = [(e.name, e.stat()) for e in sorted(Path(binding).iterdir())
+                     if "llvmlite" in e.name and e.suffix in (".so", ".dylib", ".dll")]
+        for name, st in found:
+            parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
     except OSError:
         pass
     return "\n".join(parts)
