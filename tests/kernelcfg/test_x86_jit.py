@@ -54,6 +54,13 @@ def test_no_pinned_kernel_acceptance_is_refused(hexdata):
 def test_pinned_cases_are_many_and_both_sides():
     assert len(CASES["refused"]) >= 20 and len(CASES["accepted"]) >= 20
     assert CASES["kernel"].startswith("6.18")
+    # both ways of giving up, and the padding passes (>= PADDING_PASSES) on both sides
+    refused = [jit_result(_prog(h), CFG) for h in CASES["refused"]]
+    accepted = [jit_result(_prog(h), CFG) for h in CASES["accepted"]]
+    assert any("fatal error" in r.reason for r in refused)
+    assert any("padding" in r.reason for r in refused)
+    assert sum(r.passes > CFG.padding_passes for r in refused) >= 10
+    assert sum(r.passes > CFG.padding_passes for r in accepted) >= 10
 
 
 def test_check_says_refused_by_the_x86_jit_only_when_asked():
