@@ -112,54 +112,6 @@ def jit_stress_program(rng: random.Random, *, max_len: int = 160) -> Program:
     return Program(insns)
 
 
-def dispatch_program(rng: random.Random) -> Program:
-    """The shape that oscillates: a dispatch head of conditional jumps into a body of returns.
-
-    The head (3-40 jumps, no return) shrinks over the passes and moves the first
-    epilogue; the body's later returns jump back to it from about 128 bytes away,
-    so they cross the 2-byte/5-byte boundary as the head shrinks, which moves
-    the head's forward targets across theirs (123 bytes) in turn.
-    """
-    head = rng.randint(3, 40)
-    body = rng.randint(8, 70)
-    length = head + 1 + body + 1
-    insns: list[Instruction] = []
-    for pc in range(head):
-        room = length - pc - 2
-        if rng.random() < 0.08:
-            insns.append(Instruction(op.BPF_JMP | op.BPF_JA, 0, 0,
-                                     rng.randint(head - pc - 1, room)))
-            continue
-        jop = rng.choice(_JUMP_OPS)
-        src = op.BPF_X if rng.random() < 0.1 else op.BPF_K
-        k = 0 if src == op.BPF_X else rng.choice(_JUMP_KS + (1, 2, 3, 300, 0xFFFFFFFF))
-        target = rng.randint(head - pc, room)        # into the body (or the first return)
-        jt, jf = target, 0
-        r = rng.random()
-        if r < 0.15:
-            jt, jf = 0, target
-        elif r < 0.3:
-            jf = rng.randint(0, room)
-        insns.append(Instruction(op.BPF_JMP | jop | src, min(jt, 255), min(jf, 255), k))
-    insns.append(_ret(rng))
-    pc = len(insns)
-    while pc < length - 1:
-        r = rng.random()
-        if r < 0.45:
-            insns.append(_ret(rng))
-        elif r < 0.6 and pc + 4 < length - 1:
-            insns += [Instruction(_LD_ABS, 0, 0, 0), Instruction(_ALU | op.BPF_AND | op.BPF_K, 0, 0, 0xFFF),
-                      Instruction(_ALU | op.BPF_OR | op.BPF_K, 0, 0, 0x50000),
-                      Instruction(op.BPF_RET | op.BPF_A, 0, 0, 0)]
-        elif r < 0.75:
-            insns.append(_jump(rng, length - pc - 2))
-        else:
-            insns.append(_filler(rng))
-        pc = len(insns)
-    insns.append(Instruction(op.BPF_RET | op.BPF_K, 0, 0, 0x7FFF0000))
-    return Program(insns)
-
-
 def _mutate(rng: random.Random, insns: list[Instruction]) -> list[Instruction]:
     """One small change that keeps the program valid: a filler of another size, a jump offset
     +-1, a compare constant of another encoding size, a return of the other size."""
@@ -243,11 +195,4 @@ def oscillating_programs(seed: int, *, config=None, seeds=SEEDS):
             cur = rng.choice(pool)
 
 
-def jit_stress_stream(seed: int):
-    """An endless, reproducible stream of ``("jit_stress", little-endian bytes)``."""
-    rng = random.Random(seed)
-    while True:
-        yield "jit_stress", jit_stress_program(rng).to_bytes("little")
-
-
-__all__ = ["jit_stress_program", "jit_stress_stream", "oscillating_programs"]
+__all__ = ["jit_stress_program", "oscillating_programs", "SEEDS"]

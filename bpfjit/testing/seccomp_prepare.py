@@ -20,7 +20,6 @@ throwaway: its seccomp filter dies with it. :class:`SeccompPrepare` answers
 """
 from __future__ import annotations
 
-import os
 import struct
 import subprocess
 import sys
