@@ -165,10 +165,14 @@ class Program(Sequence[Instruction]):
         return arr
 
     # --- pipeline ---
-    def check(self) -> "CheckedProgram":
-        """Accept exactly what seccomp(SECCOMP_SET_MODE_FILTER) accepts; raise InvalidProgram otherwise."""
+    def check(self, *, kernel=None) -> "CheckedProgram":
+        """Accept exactly what seccomp(SECCOMP_SET_MODE_FILTER) accepts; raise InvalidProgram otherwise.
+
+        ``kernel`` (a name such as ``"linux-6.18-x86_64-jit-always-on"`` or
+        ``"host"``): also refuse what that kernel's BPF JIT fails on (ENOTSUPP).
+        """
         from .check import check
-        return check(self)
+        return check(self, kernel=kernel)
 
     def disassemble(self, arch: "str | Layout | None" = None) -> str:
         """bpf_asm text with seccomp names (fields, syscalls for ``arch``, actions)."""

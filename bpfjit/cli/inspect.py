@@ -102,19 +102,33 @@ def asm(file: str, output: str, out_fmt: str, out_endian: str | None, arch: str 
 @click.command()
 @click.argument("files", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file.")
+@click.option("--jit", "kernel", default=None, metavar="NAME",
+              help="Also replay this kernel build's BPF JIT (ENOTSUPP refusals): 'host' for "
+                   "the running kernel, or a name such as linux-6.18-x86_64-jit-always-on.")
 @common_load_options
-def check(files: tuple[str, ...], as_json: bool, fmt: str | None, endian: str | None) -> None:
+def check(files: tuple[str, ...], as_json: bool, kernel: str | None, fmt: str | None,
+          endian: str | None) -> None:
     """Would seccomp(2) accept each FILE? Exit 1 if any is refused, 2 if any is unreadable.
 
     Applies exactly the kernel's rules (net/core/filter.c bpf_check_classic,
-    check_load_and_stores; kernel/seccomp.c seccomp_check_filter). An
-    unreadable FILE is reported (a JSON object with "error" under --json) and
-    the others are still checked.
+    check_load_and_stores; kernel/seccomp.c seccomp_check_filter). With
+    --jit NAME, also what that kernel build's BPF JIT does: with
+    CONFIG_BPF_JIT_ALWAYS_ON a program the x86-64 JIT cannot size is refused
+    with ENOTSUPP ("refused by the x86-64 JIT (did not converge in N
+    passes)"). An unreadable FILE is reported (a JSON object with "error"
+    under --json) and the others are still checked.
     """
     import json
 
     from ..check import check as check_program
+    from ..errors import InputError
     from ..stack import ebpf_length
+    if kernel is not None:
+        from ..kernelcfg import kernel_config
+        try:
+            kernel = kernel_config(kernel)
+        except InputError as exc:
+            raise InputProblem(str(exc)) from None
     bad = unreadable = 0
     for file in files:
         try:
@@ -127,20 +141,24 @@ def check(files: tuple[str, ...], as_json: bool, fmt: str | None, endian: str | 
                 click.echo(f"Error: {exc.message}", err=True)
             continue
         try:
-            check_program(prog)
+            check_program(prog, kernel=kernel)
+        except InputError as exc:
+            raise InputProblem(str(exc)) from None
         except InvalidProgram as exc:
             bad += 1
             if as_json:
                 click.echo(json.dumps({"file": file, "valid": False, "index": exc.index,
                                        "rule": exc.rule, "errno": exc.errno,
-                                       "reason": exc.reason}))
+                                       "reason": exc.reason,
+                                       **({"kernel": kernel.name} if kernel else {})}))
             else:
                 click.echo(f"{file}: INVALID: {exc}")
             continue
         if as_json:
             click.echo(json.dumps({"file": file, "valid": True, "instructions": len(prog),
                                    "ebpf_instructions": ebpf_length(prog),
-                                   "endian": prog.endian}))
+                                   "endian": prog.endian,
+                                   **({"kernel": kernel.name} if kernel else {})}))
         else:
             click.echo(f"{file}: OK ({len(prog)} instructions, {prog.endian}-endian, "
                        f"{ebpf_length(prog)} eBPF instructions in the kernel)")

@@ -31,6 +31,8 @@ ALLOW = 0x7FFF0000
 #: include/linux/errno.h ENOTSUPP (kernel-internal, 524): with CONFIG_BPF_JIT_ALWAYS_ON a
 #: program the x86-64 JIT fails to compile ("bpf_jit: fatal error" in dmesg) is refused
 ENOTSUPP = 524
+#: the named configuration of this kernel for check(..., kernel=): its x86-64 JIT's refusals
+JIT_KERNEL = "linux-6.18-x86_64-jit-always-on"
 
 
 def I(code: int, k: int = 0, jt: int = 0, jf: int = 0) -> Instruction:  # noqa: E743
@@ -92,6 +94,10 @@ def test_checker_agrees_with_the_kernel_on_a_million_programs(request):
     for kind, hexdata in jit_failures:
         print(f"  valid, refused by the x86-64 JIT (ENOTSUPP): {kind} {hexdata}")
     assert not mismatches, f"{len(mismatches)} disagreements, first: {mismatches[:3]}"
+    # every JIT refusal is the one bpfjit.kernelcfg.x86_jit predicts for this kernel
+    unexplained = [h for _, h in jit_failures
+                   if is_valid(Program.from_bytes(bytes.fromhex(h)), kernel=JIT_KERNEL)]
+    assert not unexplained, f"ENOTSUPP the JIT model does not predict: {unexplained[:3]}"
 
 
 def test_checker_agrees_with_the_kernel_on_a_generated_stream():
@@ -232,6 +238,7 @@ def test_x86_jit_refusal():
     """A known divergence, found by the 1,000,000-program run: the checker accepts, the JIT fails."""
     prog = Program.from_bytes(bytes.fromhex(JIT_REFUSED))
     assert len(prog) == 34 and is_valid(prog)
+    assert not is_valid(prog, kernel=JIT_KERNEL)      # predicted (bpfjit.kernelcfg.x86_jit)
     got = kernel_accepts(prog)
     if got == 0:
         pytest.skip("this kernel's JIT compiles the program: the divergence is gone here")
