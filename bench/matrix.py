@@ -8,7 +8,7 @@ Sizes (environment variables, for a quicker or longer run):
 
 - ``BPFJIT_BENCH_SIZE`` (default 10,000,000): records per batch for llvm/numba;
 - ``BPFJIT_BENCH_REFERENCE_SIZE`` (default 10,000): the pure-Python reference;
-- ``BPFJIT_BENCH_PCAP_SIZE`` (default 1,000,000): libpcap's interpreter;
+- ``BPFJIT_BENCH_PCAP_SIZE`` (default 1,000,000): libpcap's interpreter and DPDK's JIT;
 - ``BPFJIT_BENCH_BACKENDS`` (default ``reference,numba,llvm``).
 """
 from __future__ import annotations
@@ -53,6 +53,7 @@ class Session:
     subjects: dict = field(default_factory=dict)
     stream: dict = field(default_factory=dict)
     pcap: dict = field(default_factory=dict)
+    dpdk: dict = field(default_factory=dict)
     rows: list = field(default_factory=list)     # what the terminal summary prints
 
     # --- inputs ---
@@ -112,6 +113,18 @@ class Session:
             image = baselines.pcap_image(self.mix(mix, arch, n), arch)
             self.pcap[key] = n / baselines.pcap_seconds(programs, image, repeat=3)
         return self.pcap[key]
+
+    def dpdk_rate(self, name: str, mix: str) -> float | None:
+        """DPDK's JIT records/s on this filter (each filter of a stack) and mix."""
+        if baselines.dpdk_reason():
+            return None
+        key = (name, mix)
+        if key not in self.dpdk:
+            programs, arch = self.filter(name)
+            n = min(PCAP_SIZE, SIZE)
+            image = baselines.pcap_image(self.mix(mix, arch, n), arch)
+            self.dpdk[key] = n / baselines.dpdk_seconds(programs, image, repeat=3)
+        return self.dpdk[key]
 
     def row(self, table: str, **values) -> None:
         self.rows.append((table, values))
