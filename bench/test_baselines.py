@@ -78,7 +78,7 @@ def test_libpcap(benchmark, name, mix):
 @pytest.mark.parametrize("mix", MIXES)
 @pytest.mark.parametrize("name", FILTERS)
 def test_dpdk_jit(benchmark, name, mix):
-    why = baselines.dpdk_reason()
+    why = SESSION.dpdk_problem(name)
     if why:
         pytest.skip(why)
     programs, arch = SESSION.filter(name)

@@ -196,10 +196,24 @@ const char *dpdk_start(void) {
 struct jitted { struct rte_bpf *bpf; uint64_t (*func)(void *); struct fake_mbuf mb; };
 
 void *dpdk_jit_load(const unsigned char *insns, unsigned n, char *why, size_t size) {
-    struct bpf_program prog = {n, (struct bpf_insn *)insns};
-    struct rte_bpf_prm *prm = rte_bpf_convert(&prog);
+    struct bpf_insn *copy = malloc(8 * (size_t)(n ? n : 1));
     struct rte_bpf_jit jit = {0, 0};
     struct jitted *h;
+    if (copy == NULL) {
+        snprintf(why, size, "out of memory");
+        return NULL;
+    }
+    memcpy(copy, insns, 8 * (size_t)n);
+    /* what DPDK refuses in programs Linux installs (dead code, unused k), removed */
+    if (rte_bpf_abi_drop_dead_code(copy, &n)) {
+        free(copy);
+        snprintf(why, size, "out of memory");
+        return NULL;
+    }
+    rte_bpf_abi_clear_unused_k(copy, n);
+    struct bpf_program prog = {n, copy};
+    struct rte_bpf_prm *prm = rte_bpf_convert(&prog);
+    free(copy);
     if (prm == NULL) {
         snprintf(why, size, "rte_bpf_convert() refuses it (rte_errno %d)", per_lcore__rte_errno);
         return NULL;

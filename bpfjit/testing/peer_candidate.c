@@ -172,74 +172,6 @@ static void dpdk_start(void)
 }
 #endif
 
-/* Drop the instructions no path reaches, fixing every jump offset; n becomes the new length.
- * Linux's checker accepts dead code, DPDK's eBPF validator refuses it ("unreachable
- * instructions"), and removing it changes nothing a program returns. Every kept jump target is
- * reachable, so each offset only shrinks. */
-static void drop_dead_code(struct bpf_insn *ins, uint32_t *n)
-{
-    uint32_t i, j, m = *n;
-    uint8_t *live = calloc(m, 1);
-    uint32_t *to = calloc(m + 1, sizeof *to);
-    if (!live || !to)
-        die("out of memory");
-    live[0] = 1;
-    for (i = 0; i < m; i++) {               /* classic jumps go forward only */
-        uint16_t c = ins[i].code;
-        if (!live[i])
-            continue;
-        if ((c & 7) == 0x06)                /* ret */
-            continue;
-        if ((c & 7) == 0x05) {              /* jmp */
-            if (c == 0x05) {
-                if (i + 1 + ins[i].k < m)
-                    live[i + 1 + ins[i].k] = 1;
-            } else {
-                if (i + 1 + ins[i].jt < m)
-                    live[i + 1 + ins[i].jt] = 1;
-                if (i + 1 + ins[i].jf < m)
-                    live[i + 1 + ins[i].jf] = 1;
-            }
-        } else if (i + 1 < m) {
-            live[i + 1] = 1;
-        }
-    }
-    for (i = 0, j = 0; i < m; i++) {
-        to[i] = j;
-        j += live[i];
-    }
-    to[m] = j;
-    for (i = 0, j = 0; i < m; i++) {
-        struct bpf_insn in = ins[i];
-        if (!live[i])
-            continue;
-        if (in.code == 0x05)
-            in.k = to[i + 1 + in.k] - to[i] - 1;
-        else if ((in.code & 7) == 0x05) {
-            in.jt = to[i + 1 + in.jt] - to[i] - 1;
-            in.jf = to[i + 1 + in.jf] - to[i] - 1;
-        }
-        ins[j++] = in;
-    }
-    *n = j;
-    free(live);
-    free(to);
-}
-
-/* Zero the k of instructions that do not use it and where rte_bpf_convert copies it into the
- * eBPF imm field anyway (X-form ALU and jumps, neg): Linux ignores it, DPDK's validator refuses
- * a nonzero imm there ("invalid imm field"). */
-static void clear_unused_k(struct bpf_insn *ins, uint32_t n)
-{
-    uint32_t i;
-    for (i = 0; i < n; i++) {
-        uint16_t c = ins[i].code;
-        if (((c & 7) == 0x04 && ((c & 0x08) || (c & 0xf0) == 0x80)) ||   /* alu x, neg */
-            ((c & 7) == 0x05 && (c & 0x08) && (c & 0xf0) != 0x00))        /* jxx x */
-            ins[i].k = 0;
-    }
-}
-
 static void evaluate(const uint8_t *prog, uint32_t nbytes, const uint8_t *recs, uint32_t nrec)
 {
     uint32_t n = nbytes / 8, i, r;
@@ -261,10 +193,10 @@ static void evaluate(const uint8_t *prog, uint32_t nbytes, const uint8_t *recs, 
         if (plant_jge && (ins[i].code & 0xf7) == 0x25)
             ins[i].code += 0x10;                        /* jgt -> jge */
     }
-    if (engine != PCAP && !keep_dead_code)
-        drop_dead_code(ins, &n);
+    if (engine != PCAP && !keep_dead_code && rte_bpf_abi_drop_dead_code(ins, &n))
+        die("out of memory");
     if (engine != PCAP && !keep_unused_k)
-        clear_unused_k(ins, n);
+        rte_bpf_abi_clear_unused_k(ins, n);
     if (engine == PCAP) {
         if (!bpf_validate(ins, n)) {
             reject("libpcap's bpf_validate() refuses it");
