@@ -70,9 +70,9 @@
 #define OP_CHECK 2
 #define PACKET_LEN 64
 
-#ifdef WITH_DPDK
-#include "rte_bpf_abi.h"
+#include "rte_bpf_abi.h"     /* DPDK's ABI (used WITH_DPDK only) and the adaptations */
 
+#ifdef WITH_DPDK
 static struct fake_mbuf mbuf;
 static FILE *dpdk_log;
 #endif
