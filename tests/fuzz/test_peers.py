@@ -20,6 +20,7 @@ import bpfjit_reference as ref
 from bpfjit import check
 from bpfjit.cli.fuzz import command
 from bpfjit.formats.asm import parse
+from bpfjit.program import Program
 from bpfjit.seccomp import layouts
 from bpfjit.seccomp.records import SECCOMP_DATA
 from bpfjit.testing import external, fuzz, peers
@@ -247,6 +248,13 @@ REPRODUCERS = {
         "l4: jeq #128, l8, l5\nl5: ja l12\nl6: or #0x80\nret #0\nl8: jgt #0, l9, l9\n"
         "l9: jeq #0, l10, l10\nl10: ld [0]\njge #0, l12, l12\nl12: ret #0", (40,), [0],
         "dpdk-jit", "fails"),
+    # DPDK x86-64 JIT: a backward `jmp` to the epilogue 129 bytes back emitted as rel8 (its
+    # size check uses the distance from the jump's start; the displacement counts from its end):
+    # -129 wraps to +127 (a 12-instruction reproducer, the fuzzer's, shrunk)
+    "jit-rel8-backward-overflow": (
+        "hex:200000000000000015000200110000001500050000000000060000000000000020000000080000"
+        "002500000100000000060000000100000006000000010000002000000000000000150000000000008020"
+        "000000040000000600000000000000", (17,), [1], "dpdk-jit", "fails"),
     # DPDK validator: A and X constants, X == 0: "division by 0" (convert guards it anyway)
     "division-by-0-refusal": ("div x\nret #0", (1,), [0], "dpdk", "division by 0"),
     # ... and it tracks the stack in 8-byte slots: M[0] = 0 overwrites what it knows of M[1]
@@ -262,6 +270,12 @@ REPRODUCERS = {
 }
 
 
+def as_program(text: str) -> Program:
+    if text.startswith("hex:"):
+        return Program.from_bytes(bytes.fromhex(text[4:]), "little")
+    return parse(text)
+
+
 def raw_peer(spec: str):
     name, *extra = spec.split()
     need(name)
@@ -271,7 +285,7 @@ def raw_peer(spec: str):
 @pytest.mark.parametrize("case", REPRODUCERS)
 def test_each_disagreement_found(case):
     text, nrs, linux, spec, peer_does = REPRODUCERS[case]
-    program = parse(text)
+    program = as_program(text)
     check(program)                                             # Linux installs it
     recs = nr_records(*nrs)
     assert expected(program, recs, "x86_64") == linux          # our side
@@ -312,7 +326,7 @@ def test_the_kernel_agrees_on_each_reproducer(case):
         pytest.skip(f"the kernel oracle is unavailable: {why}")
     import bpfjit
     text, nrs, linux, *_ = REPRODUCERS[case]
-    got = bpfjit.compile(parse(text), backend="kernel", arch="x86_64").evaluate_batch(
+    got = bpfjit.compile(as_program(text), backend="kernel", arch="x86_64").evaluate_batch(
         nr_records(*nrs))
     assert list(got) == linux
 
