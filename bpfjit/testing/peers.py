@@ -124,8 +124,10 @@ def _compile(dpdk: bool) -> Path:
                               capture_output=True, text=True)
         if proc.returncode != 0:
             err = proc.stderr.strip().splitlines()
-            last = next((line for line in reversed(err) if "error" in line or "cannot find"
-                         in line), err[-1] if err else f"exit status {proc.returncode}")
+            # the most telling line: a missing library or header, else the first error
+            last = next((line for word in ("cannot find", "fatal error", "error")
+                         for line in err if word in line),
+                        err[-1] if err else f"exit status {proc.returncode}")
             raise CandidateError(f"building the peer candidate failed: {last.strip()}")
         os.replace(out, exe)
     return exe

@@ -355,3 +355,18 @@ def test_packet_only_loads_behave_as_documented(running):
             got = cand.evaluate(parse(text, arch="x86_64").to_bytes("little"), recs)
             assert not isinstance(got, Rejected), f"{peer}: {text!r}: {got}"
             assert list(got) == [want[peer != "pcap"]], f"{peer}: {text!r}"
+
+
+def test_a_missing_dpdk_is_a_clear_reason(monkeypatch, tmp_path):
+    """Without the library (here: an ABI no system has) the peer says what to install."""
+    if peers.reason("pcap"):
+        pytest.skip(f"peer pcap: {peers.reason('pcap')}")
+    monkeypatch.setattr(peers, "DPDK_ABIS", ("999",))
+    monkeypatch.setattr(peers, "_built", {})
+    monkeypatch.setattr(peers, "_failed", {})
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    why = peers.reason("dpdk-jit")
+    assert why and "librte_bpf.so.999" in why and "apt-get install librte-bpf23" in why
+    assert peers.reason("pcap") is None                 # libpcap alone still builds
+    result = CliRunner().invoke(command, ["--peer", "dpdk", "--programs", "1", "--no-kernel"])
+    assert result.exit_code == 2 and "apt-get install librte-bpf23" in result.output
