@@ -80,6 +80,8 @@ def _targets(write, by) -> None:
             llvm.get("stream_ratio_paired"), lambda v: f"{100 * v:.1f} %", lambda v: v >= 0.6)
         add("  ... times libpcap", ">= 25x", llvm.get("pcap_ratio"), lambda v: f"{v:.1f}x",
             lambda v: v >= 25)
+        add("  ... times DPDK's JIT", "(reported)", llvm.get("dpdk_ratio"),
+            lambda v: f"{v:.1f}x", lambda v: True)
     uni = batch.get((DOCKER, "llvm", "uniform_nr"))
     if uni:
         add("llvm, Docker linear, uniform_nr", ">= 100 M rec/s", uni["records_per_s"],
@@ -127,14 +129,16 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             r["stream_ratio"] = r["records_per_s"] / r["stream_records_per_s"]
     _table(write, "Batch throughput (evaluate_batch, 1 thread; best of the rounds, median in "
                   "parentheses; vs stream = share of the memory-streaming rate of the same "
-                  "records, best vs best and paired; vs libpcap = times libpcap's bpf_filter)",
+                  "records, best vs best and paired; vs libpcap = times libpcap's bpf_filter; vs DPDK "
+                  "JIT = times DPDK's rte_bpf JIT)",
            ["filter", "backend", "mix", "records", "M rec/s", "(median)", "ns/rec",
-            "vs stream", "(paired)", "vs libpcap"],
+            "vs stream", "(paired)", "vs libpcap", "vs DPDK JIT"],
            [[r["filter"], r["backend"], r["mix"], f"{r['records']:,}", _m(r["records_per_s"]),
              f"({_m(r['records_per_s_median'])})", _f(r["ns_per_record"], ".2f"),
              _f(r["stream_ratio"] and 100 * r["stream_ratio"], ".1f", " %"),
              "(" + _f(r["stream_ratio_paired"] and 100 * r["stream_ratio_paired"], ".1f", " %")
-             + ")", _f(r["pcap_ratio"], ".1f", "x")] for r in by("batch")])
+             + ")", _f(r["pcap_ratio"], ".1f", "x"), _f(r.get("dpdk_ratio"), ".1f", "x")]
+            for r in by("batch")])
     threads = {}
     for r in by("threads"):
         threads.setdefault((r["backend"], r["mix"]), {})[r["threads"]] = r["records_per_s"]
@@ -160,6 +164,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     _table(write, "libpcap bpf_filter()", ["filter", "mix", "", "M rec/s", "ns/rec"],
            [[r["filter"], r["mix"], "", _m(r["records_per_s"]), _f(r["ns_per_record"], ".1f")]
             for r in by("pcap")])
+    _table(write, "DPDK JIT (rte_bpf_convert + x86-64 eBPF JIT, one call per record)",
+           ["filter", "mix", "", "M rec/s", "ns/rec"],
+           [[r["filter"], r["mix"], "", _m(r["records_per_s"]), _f(r["ns_per_record"], ".1f")]
+            for r in by("dpdk")])
     batch = {(r["filter"], r["kind"], r["backend"]): r["ns_per_record"]
              for r in by("kernel_batch")}
     backends = sorted({b for _, _, b in batch})

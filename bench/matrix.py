@@ -8,7 +8,7 @@ Sizes (environment variables, for a quicker or longer run):
 
 - ``BPFJIT_BENCH_SIZE`` (default 10,000,000): records per batch for llvm/numba;
 - ``BPFJIT_BENCH_REFERENCE_SIZE`` (default 10,000): the pure-Python reference;
-- ``BPFJIT_BENCH_PCAP_SIZE`` (default 1,000,000): libpcap's interpreter;
+- ``BPFJIT_BENCH_PCAP_SIZE`` (default 1,000,000): libpcap's interpreter and DPDK's JIT;
 - ``BPFJIT_BENCH_BACKENDS`` (default ``reference,numba,llvm``).
 """
 from __future__ import annotations
@@ -53,6 +53,8 @@ class Session:
     subjects: dict = field(default_factory=dict)
     stream: dict = field(default_factory=dict)
     pcap: dict = field(default_factory=dict)
+    dpdk: dict = field(default_factory=dict)
+    dpdk_problems: dict = field(default_factory=dict)
     rows: list = field(default_factory=list)     # what the terminal summary prints
 
     # --- inputs ---
@@ -112,6 +114,51 @@ class Session:
             image = baselines.pcap_image(self.mix(mix, arch, n), arch)
             self.pcap[key] = n / baselines.pcap_seconds(programs, image, repeat=3)
         return self.pcap[key]
+
+    def dpdk_problem(self, name: str) -> str | None:
+        """Why DPDK's JIT cannot be timed on this filter, else None: unavailable, or it gets the
+        first records of the realistic mix wrong. Checked in a separate process (the peer
+        candidate) first, because DPDK's JIT can crash on code it miscompiles."""
+        if name not in self.dpdk_problems:
+            why = baselines.dpdk_reason()
+            if why is None:
+                why = self._dpdk_check(name)
+            self.dpdk_problems[name] = why
+        return self.dpdk_problems[name]
+
+    def _dpdk_check(self, name: str) -> str | None:
+        from bpfjit.testing import peers
+        from bpfjit.testing.candidates import CandidateFailed
+        programs, arch = self.filter(name)
+        for p in programs:
+            if peers.jset_imm8([tuple(i) for i in p]):
+                return "DPDK's JIT miscompiles its `jset #k` with k <= 127 (peers.KNOWN_DIFFERENCES)"
+        head = self.mix("realistic", arch, CHECK_RECORDS)
+        cand = peers.candidate("dpdk-jit", arch, mapped=False)
+        try:
+            for p in programs:
+                want = bpfjit.compile(p, backend="reference", arch=arch).evaluate_batch(head)
+                try:
+                    got = cand.evaluate(p.to_bytes("little"), head)
+                except CandidateFailed as exc:
+                    return f"DPDK's JIT fails on it ({exc})"
+                if not hasattr(got, "__len__") or list(got) != list(want):
+                    return f"DPDK's JIT disagrees with the reference on it ({got!s:.80})"
+        finally:
+            cand.close()
+        return None
+
+    def dpdk_rate(self, name: str, mix: str) -> float | None:
+        """DPDK's JIT records/s on this filter (each filter of a stack) and mix."""
+        if self.dpdk_problem(name):
+            return None
+        key = (name, mix)
+        if key not in self.dpdk:
+            programs, arch = self.filter(name)
+            n = min(PCAP_SIZE, SIZE)
+            image = baselines.pcap_image(self.mix(mix, arch, n), arch)
+            self.dpdk[key] = n / baselines.dpdk_seconds(programs, image, repeat=3)
+        return self.dpdk[key]
 
     def row(self, table: str, **values) -> None:
         self.rows.append((table, values))

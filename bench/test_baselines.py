@@ -1,10 +1,12 @@
-"""Baselines (bench stage): memory streaming, libpcap's interpreter and the kernel, in this run.
+"""Baselines (bench stage): memory streaming, libpcap's interpreter, DPDK's JIT and the kernel.
 
 - memory streaming: a C loop reading all 64 bytes of every record of the
   same 10 M-record array the batch benchmarks use (640 MB, far beyond the
   caches): the bound for any evaluator that looks at every record;
 - libpcap ``bpf_filter()`` over 1 M records of each filter and mix (a stack:
   each of its filters), checked against the reference interpreter first;
+- DPDK's classic-BPF JIT (``rte_bpf_convert`` + its x86-64 eBPF JIT) over
+  the same 1 M records libpcap gets, checked against the reference first;
 - the kernel: ns per system call spent in seccomp, with and without the
   filter(s) installed in a forked child, for a call the kernel's action
   cache short-circuits (``getppid``) and, if the filter has one, an allowed
@@ -71,6 +73,33 @@ def test_libpcap(benchmark, name, mix):
     info = {"records": n, "records_per_s": n / best, "ns_per_record": best * 1e9 / n}
     benchmark.extra_info.update(info)
     SESSION.row("pcap", filter=name, mix=mix, **info)
+
+
+@pytest.mark.parametrize("mix", MIXES)
+@pytest.mark.parametrize("name", FILTERS)
+def test_dpdk_jit(benchmark, name, mix):
+    why = SESSION.dpdk_problem(name)
+    if why:
+        pytest.skip(why)
+    programs, arch = SESSION.filter(name)
+    n = min(PCAP_SIZE, SIZE)
+    recs = SESSION.mix(mix, arch, n)
+    image = baselines.pcap_image(recs, arch)
+    head = recs[:CHECK_RECORDS]
+    from bpfjit_reference import run_stack
+    got = [baselines.dpdk_evaluate(p, image[:CHECK_RECORDS]) for p in programs]
+    combined = np.array([run_stack([int(g[i]) for g in got]) for i in range(len(head))],
+                        dtype=np.uint32)
+    assert np.array_equal(combined, SESSION.expect(name, head)), "DPDK's JIT disagrees"
+    out = np.empty(n, dtype=np.uint32)
+    benchmark.group = f"baseline: DPDK JIT, {mix}"
+    benchmark.pedantic(lambda: [baselines.dpdk_evaluate(p, image, out) for p in programs],
+                       rounds=5, iterations=1, warmup_rounds=1)
+    best, _ = timings(benchmark)
+    SESSION.dpdk[(name, mix)] = n / best
+    info = {"records": n, "records_per_s": n / best, "ns_per_record": best * 1e9 / n}
+    benchmark.extra_info.update(info)
+    SESSION.row("dpdk", filter=name, mix=mix, **info)
 
 
 def _kernel_call(name: str, kind: str) -> tuple[list, str, baselines.KernelCall]:

@@ -59,6 +59,7 @@ def _batch_case(benchmark, name: str, backend: str, mix: str, threads: int = 1) 
     best, median = timings(benchmark)
     stream = SESSION.stream_seconds(mix, arch, n)
     pcap = SESSION.pcap_rate(name, mix)
+    dpdk = SESSION.dpdk_rate(name, mix)
     paired = None
     if stream and backend != "reference":
         paired = _paired_stream_ratio(subject, recs, out, threads)
@@ -69,6 +70,8 @@ def _batch_case(benchmark, name: str, backend: str, mix: str, threads: int = 1) 
         "stream_ratio": stream / best if stream else None,
         "pcap_ratio": (n / best) / pcap if pcap else None,
         "pcap_records_per_s": pcap,
+        "dpdk_ratio": (n / best) / dpdk if dpdk else None,
+        "dpdk_records_per_s": dpdk,
         "stream_records_per_s": n / stream if stream else None,
         "stream_ratio_paired": paired,
     }

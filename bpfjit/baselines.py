@@ -14,6 +14,15 @@ Three yardsticks, each a small C loop built at run time with cffi (API mode,
   (network order), so it is fed each record's 16 words byte-swapped
   (:func:`pcap_image`), which makes it see exactly what the kernel's ``ld``
   sees; :func:`pcap_evaluate` returns its results for cross-checking.
+- **DPDK's classic-BPF JIT** (:func:`dpdk_seconds`): the program converted
+  by ``rte_bpf_convert()``, loaded by ``rte_bpf_load()`` and compiled by
+  DPDK's x86-64 eBPF JIT (Debian ``librte-bpf23``), its native function
+  called once per record over the same byte-swapped image libpcap gets (a
+  one-segment mbuf whose data pointer moves from record to record) — the
+  nearest native classic-BPF JIT a user could pick instead of bpfjit.
+  :func:`dpdk_evaluate` returns its results for cross-checking. DPDK's EAL
+  is started in this process on first use (no hugepages, PCI or shared
+  files; the CPU affinity it sets is undone).
 - **the running kernel** (:func:`kernel_cost`): a forked child times a cheap
   system call in a loop (``syscall(2)``, vDSO clock) with and without the
   filters installed (``PR_SET_NO_NEW_PRIVS`` + ``seccomp(SET_MODE_FILTER,
@@ -153,6 +162,99 @@ void pcap_batch(const unsigned char *insns, const unsigned char *image, size_t n
 }
 """
 
+_DPDK_CDEF = """
+const char *dpdk_start(void);
+void *dpdk_jit_load(const unsigned char *insns, unsigned n, char *why, size_t size);
+void dpdk_jit_batch(void *handle, const unsigned char *image, size_t n, uint32_t *out);
+void dpdk_jit_free(void *handle);
+"""
+
+_DPDK_SRC = r"""
+#include <stdlib.h>
+#include "rte_bpf_abi.h"
+
+static FILE *dpdk_log;
+static char start_why[256];
+static int started;
+
+const char *dpdk_start(void) {
+    if (started)
+        return started > 0 ? NULL : start_why;
+    started = -1;
+    dpdk_log = tmpfile();
+    if (dpdk_log == NULL) {
+        snprintf(start_why, sizeof start_why, "tmpfile() failed");
+        return start_why;
+    }
+    if (rte_bpf_abi_eal_start(dpdk_log, start_why, sizeof start_why) ||
+        rte_bpf_abi_check(start_why, sizeof start_why))
+        return start_why;
+    started = 1;
+    return NULL;
+}
+
+struct jitted { struct rte_bpf *bpf; uint64_t (*func)(void *); struct fake_mbuf mb; };
+
+void *dpdk_jit_load(const unsigned char *insns, unsigned n, char *why, size_t size) {
+    struct bpf_insn *copy = malloc(8 * (size_t)(n ? n : 1));
+    struct rte_bpf_jit jit = {0, 0};
+    struct jitted *h;
+    if (copy == NULL) {
+        snprintf(why, size, "out of memory");
+        return NULL;
+    }
+    memcpy(copy, insns, 8 * (size_t)n);
+    /* what DPDK refuses in programs Linux installs (dead code, unused k), removed */
+    if (rte_bpf_abi_drop_dead_code(copy, &n)) {
+        free(copy);
+        snprintf(why, size, "out of memory");
+        return NULL;
+    }
+    rte_bpf_abi_clear_unused_k(copy, n);
+    struct bpf_program prog = {n, copy};
+    struct rte_bpf_prm *prm = rte_bpf_convert(&prog);
+    free(copy);
+    if (prm == NULL) {
+        snprintf(why, size, "rte_bpf_convert() refuses it (rte_errno %d)", per_lcore__rte_errno);
+        return NULL;
+    }
+    struct rte_bpf *bpf = rte_bpf_load(prm);
+    rte_free(prm);
+    if (bpf == NULL) {
+        snprintf(why, size, "rte_bpf_load() refuses it (rte_errno %d)", per_lcore__rte_errno);
+        return NULL;
+    }
+    if (rte_bpf_get_jit(bpf, &jit) != 0 || jit.func == NULL) {
+        snprintf(why, size, "DPDK's JIT produced no code");
+        rte_bpf_destroy(bpf);
+        return NULL;
+    }
+    if (posix_memalign((void **)&h, 64, sizeof *h)) {
+        rte_bpf_destroy(bpf);
+        snprintf(why, size, "out of memory");
+        return NULL;
+    }
+    h->bpf = bpf;
+    h->func = jit.func;
+    rte_bpf_abi_mbuf(&h->mb, NULL, 64);
+    return h;
+}
+
+void dpdk_jit_batch(void *handle, const unsigned char *image, size_t n, uint32_t *out) {
+    struct jitted *h = handle;
+    for (size_t i = 0; i < n; i++) {
+        h->mb.buf_addr = (void *)(image + 64 * i);
+        out[i] = (uint32_t)h->func(&h->mb);
+    }
+}
+
+void dpdk_jit_free(void *handle) {
+    struct jitted *h = handle;
+    rte_bpf_destroy(h->bpf);
+    free(h);
+}
+"""
+
 _lock = threading.Lock()
 _modules: dict[str, object] = {}
 _failures: dict[str, str] = {}
@@ -163,7 +265,8 @@ def cache_dir() -> Path:
     return Path(base) / "bpfjit" / "baselines"
 
 
-def _build(name: str, cdef: str, src: str, libraries: Sequence[str]):
+def _build(name: str, cdef: str, src: str, libraries: Sequence[str],
+           include_dir: Path | None = None):
     """Import (building once, then from the cache) the cffi extension ``name``; None on failure."""
     with _lock:
         if name in _modules:
@@ -178,8 +281,11 @@ def _build(name: str, cdef: str, src: str, libraries: Sequence[str]):
         if shutil.which(os.environ.get("CC", "cc")) is None:
             _failures[name] = "no C compiler (cc) on PATH"
             return None
-        key = hashlib.sha256("\0".join([cdef, src, *libraries, sys.version, cffi.__version__,
-                                        platform.machine()]).encode()).hexdigest()[:16]
+        headers = "".join(p.read_text() for p in sorted(include_dir.glob("*.h"))) \
+            if include_dir is not None else ""
+        key = hashlib.sha256("\0".join([cdef, src, headers, *libraries, sys.version,
+                                        cffi.__version__, platform.machine()]
+                                       ).encode()).hexdigest()[:16]
         modname = f"_bpfjit_{name}_{key}"
         target = cache_dir() / key
         suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
@@ -190,6 +296,7 @@ def _build(name: str, cdef: str, src: str, libraries: Sequence[str]):
                 ffi = cffi.FFI()
                 ffi.cdef(cdef)
                 ffi.set_source(modname, src, libraries=list(libraries),
+                               include_dirs=[str(include_dir)] if include_dir else [],
                                extra_compile_args=["-O2", "-march=native"])
                 with tempfile.TemporaryDirectory(dir=target) as tmp:
                     built = ffi.compile(tmpdir=tmp, verbose=False)
@@ -212,6 +319,31 @@ def _stream():
 
 def _pcap():
     return _build("pcap", _PCAP_CDEF, _PCAP_SRC, ("pcap",))
+
+
+def _dpdk():
+    from .testing import peers
+    if platform.machine() not in ("x86_64", "AMD64"):
+        _failures["dpdk"] = f"DPDK's JIT baseline is x86-64 only (this is {platform.machine()})"
+        return None
+    libs = [flag[2:] for flag in peers.dpdk_libraries()] + ["pcap"]     # ":librte_bpf.so.23"
+    mod = _build("dpdk", _DPDK_CDEF, _DPDK_SRC, libs, include_dir=peers.ABI_HEADER.parent)
+    if mod is None:
+        return None
+    with _lock:
+        why = mod.lib.dpdk_start()
+        if why != mod.ffi.NULL:
+            _failures["dpdk"] = "starting DPDK's EAL: " + mod.ffi.string(why).decode()
+            return None
+    return mod
+
+
+def dpdk_reason() -> str | None:
+    if _dpdk() is None:
+        why = _failures.get("dpdk", "")
+        return why + " (DPDK's librte_bpf and libpcap's headers: apt-get install librte-bpf23 " \
+            "libpcap0.8-dev)"
+    return None
 
 
 def stream_reason() -> str | None:
@@ -285,6 +417,47 @@ def pcap_seconds(programs: Sequence[Program], image: np.ndarray, repeat: int = 1
     """Best wall time for libpcap to run every program (a stack: each one) over the image."""
     out = np.empty(len(image), dtype=np.uint32)
     return _best(lambda: [pcap_evaluate(p, image, out) for p in programs], repeat)
+
+
+# --- DPDK's JIT -------------------------------------------------------------------------
+_jitted: dict[bytes, object] = {}
+
+
+def _dpdk_handle(program: Program):
+    mod = _dpdk()
+    if mod is None:
+        raise RuntimeError(dpdk_reason())
+    code = program.to_bytes(sys.byteorder)
+    with _lock:
+        handle = _jitted.get(code)
+        if handle is None:
+            buf = mod.ffi.new("unsigned char[]", code)
+            why = mod.ffi.new("char[256]")
+            handle = mod.lib.dpdk_jit_load(buf, len(program), why, 256)
+            if handle == mod.ffi.NULL:
+                raise RuntimeError("DPDK: " + mod.ffi.string(why).decode())
+            _jitted[code] = handle       # kept for the process: a benchmark reuses it
+    return mod, handle
+
+
+def dpdk_evaluate(program: Program, image: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """DPDK's JIT-compiled program's result for each record of a :func:`pcap_image`."""
+    mod, handle = _dpdk_handle(program)
+    image = np.ascontiguousarray(image, dtype=np.uint32).reshape(-1, 16)
+    n = len(image)
+    out = np.empty(n, dtype=np.uint32) if out is None else out
+    ffi = mod.ffi
+    mod.lib.dpdk_jit_batch(handle, ffi.cast("const unsigned char *", image.ctypes.data), n,
+                           ffi.cast("uint32_t *", out.ctypes.data))
+    return out
+
+
+def dpdk_seconds(programs: Sequence[Program], image: np.ndarray, repeat: int = 1) -> float:
+    """Best wall time for DPDK's JIT to run every program (a stack: each one) over the image."""
+    out = np.empty(len(image), dtype=np.uint32)
+    for p in programs:
+        _dpdk_handle(p)                  # convert and compile outside the timing
+    return _best(lambda: [dpdk_evaluate(p, image, out) for p in programs], repeat)
 
 
 # --- the kernel -------------------------------------------------------------------------

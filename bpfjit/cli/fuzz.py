@@ -56,6 +56,11 @@ def _report_json(report) -> dict:
               help="An evaluator in any language: a command speaking the bpfjit candidate "
                    "protocol v1 on stdin/stdout (see bpfjit.testing.protocol, "
                    "examples/candidates/c/). Repeatable.")
+@click.option("--peer", "peer_names", multiple=True,
+              type=click.Choice(["pcap", "dpdk", "dpdk-jit", "dpdk-both"]),
+              help="A real peer as a candidate, built on first use: libpcap's bpf_filter, DPDK's "
+                   "rte_bpf interpreter, its JIT, or both cross-checked (bpfjit.testing.peers). "
+                   "Repeatable.")
 @click.option("--timeout", "batch_timeout", type=click.FloatRange(min=0, min_open=True),
               default=10.0, show_default=True,
               help="Seconds a candidate process (--candidate-cmd, or a Python candidate in "
@@ -96,7 +101,7 @@ def _report_json(report) -> dict:
               help="Progress bar (default: when stderr is a terminal).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Also write the report as JSON ('-' for stdout).")
-def command(candidate_specs, candidate_cmds, batch_timeout, in_process, checker_specs,
+def command(candidate_specs, candidate_cmds, peer_names, batch_timeout, in_process, checker_specs,
             backend_names, seconds, max_programs, out_dir, seed,
             arch, use_kernel, stack, kinds, inputs_per_program, max_disagreements, shrink,
             progress, json_path) -> None:
@@ -113,6 +118,7 @@ def command(candidate_specs, candidate_cmds, batch_timeout, in_process, checker_
       bpfjit fuzz --seconds 60
       bpfjit fuzz --candidate mymodule:evaluate --seconds 30 --out repro/
       bpfjit fuzz --candidate-cmd "./seccomp_candidate" --timeout 5 -t 60 -o repro/
+      bpfjit fuzz --peer dpdk-jit --peer pcap -t 60 -o repro/
       bpfjit fuzz --checker mychecker:accepts --kinds near_valid,garbage -t 10
       bpfjit fuzz --stack --candidate mystack:evaluate -t 30 -o repro/
     """
@@ -148,6 +154,11 @@ def command(candidate_specs, candidate_cmds, batch_timeout, in_process, checker_
                                                        checker_only=True))
         specs += [external.command_candidate(c, lay, stack=stack, timeout=batch_timeout)
                   for c in candidate_cmds]
+        if peer_names:
+            from ..testing import peers
+            if stack:
+                raise InputProblem("--peer: the peers evaluate single programs, not stacks")
+            specs += [peers.candidate(p, lay, timeout=batch_timeout) for p in peer_names]
         if not specs:
             specs = _local_backends()   # the kernel joins through use_kernel="auto"
         kernel_mode = "auto" if use_kernel is None else use_kernel
@@ -160,6 +171,11 @@ def command(candidate_specs, candidate_cmds, batch_timeout, in_process, checker_
         raise InputProblem(str(exc)) from None
     # With --json -, stdout carries only the JSON document: the text report goes to stderr.
     click.echo(report.format(), nl=False, err=json_path == "-")
+    for cand in specs:
+        mapped = getattr(cand, "mapped", None)
+        if mapped:          # a peer's known differences (bpfjit.testing.peers.KNOWN_DIFFERENCES)
+            click.echo(f"{cand.name}: known differences, not compared: " +
+                       ", ".join(f"{k} x{v}" for k, v in sorted(mapped.items())), err=True)
     if json_path:
         text = json.dumps(_report_json(report), indent=2) + "\n"
         if json_path == "-":

@@ -45,7 +45,7 @@ from ..check import check
 from ..errors import InvalidProgram, LoadError
 from ..program import Program
 from ..seccomp.actions import Action
-from .candidates import Candidate, Rejected
+from .candidates import Candidate, Failed, Rejected
 
 Insn = tuple[int, int, int, int]
 Insns = list[Insn]
@@ -520,6 +520,10 @@ class Referee:
                     continue
                 got = c.answer(data, recs)
                 if got is None:
+                    continue
+                if isinstance(got, Failed):         # another candidate hangs/crashes on it
+                    answers[c.name] = {got.kind: got.detail}
+                    disagree.append(c.name)
                     continue
                 answers[c.name] = describe_value(got if isinstance(got, Rejected) else int(got[0]))
                 if isinstance(got, Rejected) or int(got[0]) != exp:
