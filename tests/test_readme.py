@@ -6,6 +6,7 @@ Conventions the README follows (so that this test can read it):
   clone root, with the installed ``bpfjit`` script on PATH. Lines without ``$`` are sample output
   (not compared: timings and sizes vary). A command ending in ``# exits N`` must exit N (default
   0); one containing ``# needs: REASON`` is skipped with that reason (a live process, ...);
+  one using ``--peer NAME`` is skipped when that peer cannot be built here (no DPDK/libpcap);
 - a ```` ```python ```` block runs as a script from the clone root; when the line before the
   fence is ``<!-- file: NAME -->`` the block is that file's content instead, written to a
   scratch directory that is on PYTHONPATH for the commands that follow (``mybug.py``);
@@ -83,6 +84,11 @@ def test_readme_block_runs_as_written(kind, name, body, scratch, tmp_path):
     needs = re.search(r"#\s*needs:\s*(.+)$", body)
     if needs:
         pytest.skip(f"README command needs {needs.group(1).strip()}")
+    for peer in re.findall(r"--peer\s+([\w-]+)", body):
+        from bpfjit.testing import peers
+        why = peers.reason(peer)
+        if why:
+            pytest.skip(f"README command needs the {peer} peer: {why}")
     want = re.search(r"#\s*exits\s+(\d+)\s*$", body)
     done = subprocess.run(body, shell=True, cwd=ROOT, env=env, text=True, capture_output=True,
                           timeout=600, executable="/bin/bash")
