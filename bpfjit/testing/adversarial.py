@@ -188,6 +188,9 @@ def _tree(rng: random.Random, nodes: int, skew: float, alu: float) -> list[Instr
 def scratch_heavy(rng: random.Random, length: int = MAX_LEN) -> Program:
     """Segments ``jset; <A = one value>; ja +n; <A = another>; st M[i]``, then uses of the cells."""
     body = [_i(LD_ABS, rng.choice(ARG_WORDS)), _i(TAX)]
+    if rng.random() < 0.5:                        # wide nr windows: every mask is large
+        body += [_i(LD_ABS, 0)] + _window_tests(rng, 8, 2, (length - 20) // 4)
+    skip = rng.choice((0.0, 0.5, 1.0))
     written: list[int] = []
     while len(body) + 16 < length:
         cell = rng.randrange(16)
@@ -199,10 +202,14 @@ def scratch_heavy(rng: random.Random, length: int = MAX_LEN) -> Program:
                             _i(_alu(rng.choice(VECTOR_ALU)), rng.randint(1, 255))])
         first, second = rng.choice(choices), rng.choice(choices)
         src = op.BPF_X if rng.random() < 0.5 else op.BPF_K
-        body.append(_i(_jmp(op.BPF_JSET, src), rng.getrandbits(32), 0, len(first) + 1))
-        body += first
-        body.append(_i(JA, len(second)))
-        body += second
+        if rng.random() < skip:                   # ``jset; <A = value>; st``: keep or replace
+            body.append(_i(_jmp(op.BPF_JSET, src), rng.getrandbits(32), 0, len(first)))
+            body += first
+        else:
+            body.append(_i(_jmp(op.BPF_JSET, src), rng.getrandbits(32), 0, len(first) + 1))
+            body += first
+            body.append(_i(JA, len(second)))
+            body += second
         body.append(_i(ST, cell))
         written.append(cell)
         if rng.random() < 0.1 and len(written) > 1:
@@ -423,6 +430,30 @@ def reproducer_vector_ret_a() -> Program:
         body += [_i(_jmp(op.BPF_JSET, op.BPF_X), 0, 0, 1), _i(RET_A)]
     body.append(_i(RET_K, ALLOW))
     return Program(body, source="issue 14: vector A through ret a")
+
+
+def reproducer_scratch_states() -> Program:
+    """Distinct scratch states without end (4,096 instructions): ``jset x; ld #c; st M[i]`` ×1,350.
+
+    Every segment may or may not replace A before the store, so the states
+    at each store double; with four arch values and 8 nr windows of 4,000
+    every step carries a 16,384-bit mask. It spends the verdict table's whole
+    budget (four arches abandoned), 1.3 s CPU before :func:`~bpfjit.analysis.budget.gc_paused`
+    (the cyclic collector walking the live states), 0.8 s after.
+    """
+    rng = random.Random(14)
+    body = [_i(LD_ABS, 16), _i(TAX), _i(LD_ABS, 4)]
+    body += [_i(_jmp(op.BPF_JEQ), a) for a in (0x40000003, 0xC00000B7, 0x40000028)]
+    body.append(_i(LD_ABS, 0))
+    for w in range(4):
+        body += [_i(_jmp(op.BPF_JEQ), 0x10000 * (w + 1)), _i(_jmp(op.BPF_JEQ), 0x10000 * (w + 1) + 4000)]
+    i = 0
+    while len(body) + 3 < MAX_LEN:
+        body += [_i(_jmp(op.BPF_JSET, op.BPF_X), 0, 0, 1), _i(LD_IMM, rng.getrandbits(32)),
+                 _i(ST, i % 16)]
+        i += 1
+    body += [_i(RET_A)] * (MAX_LEN - len(body))
+    return Program(body, source="issue 14: distinct scratch states at every store")
 
 
 def reproducer_chain() -> Program:

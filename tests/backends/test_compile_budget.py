@@ -66,6 +66,44 @@ def test_reproducer_chain_compiles_and_is_exact():
     compile_and_compare(adversarial.reproducer_chain())
 
 
+def test_reproducer_scratch_states_compiles_and_is_exact():
+    """Exponentially many scratch states (1.3 s CPU in the table before the GC pause, 0.8 s after)."""
+    program = adversarial.reproducer_scratch_states()
+    assert len(program) == adversarial.MAX_LEN
+    ev = compile_and_compare(program, n=48)
+    assert ev.info["table_abandoned"] == 4 and ev.info["codegen"] == "lean"
+
+
+def test_compile_pauses_the_cyclic_gc_and_restores_it(monkeypatch):
+    import gc
+    from bpfjit.analysis.budget import gc_paused
+    seen = []
+    real_build = verdicts.build
+
+    def spy(*args, **kwargs):
+        seen.append(gc.isenabled())
+        return real_build(*args, **kwargs)
+    monkeypatch.setattr(verdicts, "build", spy)
+    program = adversarial.adversarial_program(random.Random(1), "scratch_heavy", 64)[1]
+    assert gc.isenabled()
+    compile_and_compare(program, n=8)
+    assert seen == [False] and gc.isenabled()
+    gc.disable()                                  # a caller's own choice survives a compile
+    try:
+        compile_and_compare(adversarial.adversarial_program(random.Random(2), "deep_tree", 64)[1])
+        with gc_paused():
+            with gc_paused():
+                pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    with gc_paused():
+        with gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+
+
 def test_verdict_table_budget_abandons_the_reproducer_soundly():
     program = bpfjit.check(adversarial.reproducer_vector_ret_a())
     table = verdicts.build(program, X86_64)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from ...analysis.budget import gc_paused
 from ...check import CheckedProgram
 from ...errors import BackendUnavailable, InputError
 from ...seccomp.layouts import Layout
@@ -200,7 +201,8 @@ class LlvmBackend:
                 store.remember(key, (code, info))
                 return code, dict(info, cache="disk")
         try:
-            code, header, payload = build()
+            with gc_paused():                  # see analysis.budget: a third of a hostile compile
+                code, header, payload = build()
         except BackendUnavailable:
             raise
         except Exception as exc:  # noqa: BLE001 - any codegen / JIT failure
