@@ -11,10 +11,21 @@ had found so far, when that part is exact on its own).
 Units are counted, not timed, so the code generated for a program does not
 depend on the machine's load or speed: the same bytes always give the same
 machine code, which the compile cache relies on. The limits are calibrated so
-that one unit costs about a microsecond on a 2020s x86-64 core; see
+that one unit costs one to two microseconds on a 2020s x86-64 core; see
 ``bench/README.md`` ("Bounded compile time") for the measurements.
+
+:func:`gc_paused`: the analyses allocate hundreds of thousands of small
+acyclic objects (abstract states, masks, tuples) that reference counting
+frees; Python's cyclic collector would walk them again and again while they
+are alive (a third of the time of a state-exploding program), so a compile
+runs with it paused.
 """
 from __future__ import annotations
+
+import gc
+import threading
+from contextlib import contextmanager
+from typing import Iterator
 
 
 class BudgetExceeded(Exception):
@@ -42,3 +53,26 @@ class Budget:
 
     def __repr__(self) -> str:
         return f"Budget({self.name}: {self.spent}/{self.limit})"
+
+
+_gc_lock = threading.Lock()
+_gc_depth = 0
+_gc_was_enabled = False
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector (nestable, thread-safe); restore it as it was."""
+    global _gc_depth, _gc_was_enabled
+    with _gc_lock:
+        if _gc_depth == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_depth += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_depth -= 1
+            if _gc_depth == 0 and _gc_was_enabled:
+                gc.enable()

@@ -19,15 +19,29 @@ with numpy and LLVM loaded costs. The child runs only this file's code with
 raw ``syscall`` instructions (no libc, no errno, no TLS), so it cannot
 disturb the parent's state.
 
-The C source is compiled with the system C compiler on first use into a
-per-user cache directory (``$BPFJIT_CACHE_DIR``, else
-``$XDG_CACHE_HOME/bpfjit``, else ``~/.cache/bpfjit``) keyed by the source's
-hash, and loaded with ctypes (calls release the GIL). x86_64 Linux only.
+The C source is compiled with the system C compiler on first use (in a fresh
+private temporary directory) and loaded with ctypes (calls release the GIL).
+x86_64 Linux only. The shared object is native code that runs in this
+process, so it is kept under the same rules as the llvm code cache
+(:mod:`bpfjit.backends.llvm.cache`, the README's threat model): in the same
+per-user directory (``$BPFJIT_CACHE_DIR``, else ``~/.cache/bpfjit``), which
+is created ``0700`` and refused — a :class:`~bpfjit.backends.llvm.cache.CacheRefused`
+warning — when it is owned by someone else or writable by group or others; as
+one entry ``kernel_child-<source hash>.bin`` authenticated with the
+directory's per-user HMAC key, its header naming the SHA-256 of the C source;
+read ``O_NONBLOCK | O_NOFOLLOW`` from a regular file only. The library is
+never loaded from a path in that directory: the authenticated bytes are
+copied into an anonymous memory file (``memfd_create``) and loaded from there,
+so nothing another user plants (an ``.so``, a symlink, a FIFO, a forged or
+swapped entry) is ever mapped. A refused, read-only or missing directory
+only means the object is rebuilt (in a private temporary directory) by each
+process that needs it.
 """
 from __future__ import annotations
 
 import ctypes
 import hashlib
+import logging
 import os
 import platform
 import shutil
@@ -35,7 +49,13 @@ import subprocess
 import sys
 import tempfile
 import threading
+import warnings
 from pathlib import Path
+
+from .llvm.cache import (CacheRefused, Corrupt, _Refused, _read, _write, cache_dir, open_private,
+                         pack, unpack)
+
+log = logging.getLogger("bpfjit")
 
 C_SOURCE = r"""
 #define _GNU_SOURCE
@@ -463,13 +483,9 @@ _lib: ctypes.CDLL | None = None
 _load_error: str | None = None
 
 
-def _cache_dir() -> Path:
-    env = os.environ.get("BPFJIT_CACHE_DIR")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".cache"
-    return base / "bpfjit"
+#: the SHA-256 of the C source: names the cache entry and is checked in its header
+SOURCE_SHA256 = hashlib.sha256(C_SOURCE.encode()).hexdigest()
+ENTRY_NAME = f"kernel_child-{SOURCE_SHA256[:16]}.bin"
 
 
 def _compiler() -> str | None:
@@ -479,41 +495,77 @@ def _compiler() -> str | None:
     return None
 
 
-def _build(target: Path, cc: str) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
+def _compile(cc: str) -> bytes:
+    """The shared object's bytes, built in a fresh private (0700) temporary directory."""
     with tempfile.TemporaryDirectory(prefix="bpfjit-kernel-") as tmp:
         src = Path(tmp) / "kernel_child.c"
         src.write_text(C_SOURCE)
-        out = Path(tmp) / target.name
+        out = Path(tmp) / "kernel_child.so"
         proc = subprocess.run([cc, "-O2", "-shared", "-fPIC", "-Wall", "-o", str(out), str(src)],
                               capture_output=True, text=True, timeout=120)
         if proc.returncode != 0:
             raise OSError(f"{cc} failed to build the kernel child:\n{proc.stderr.strip()}")
-        tmp_target = target.with_suffix(f".{os.getpid()}.tmp")
-        shutil.copyfile(out, tmp_target)
-        os.replace(tmp_target, target)   # atomic: concurrent builders agree
+        return out.read_bytes()
+
+
+def _dlopen_bytes(payload: bytes) -> ctypes.CDLL:
+    """Load a shared object from bytes: an anonymous memory file, else a private temporary one."""
+    try:
+        fd = os.memfd_create("bpfjit-kernel-child", os.MFD_CLOEXEC)
+    except (AttributeError, OSError):
+        with tempfile.TemporaryDirectory(prefix="bpfjit-kernel-") as tmp:
+            path = Path(tmp) / "kernel_child.so"
+            path.write_bytes(payload)
+            return ctypes.CDLL(str(path))
+    try:
+        view = memoryview(payload)
+        while view:
+            view = view[os.write(fd, view):]
+        return ctypes.CDLL(f"/proc/self/fd/{fd}")
+    finally:
+        os.close(fd)
+
+
+def _cached(directory: Path, secret: bytes) -> bytes | None:
+    """The authenticated shared object stored in ``directory``, or None (absent or not ours)."""
+    path = directory / ENTRY_NAME
+    data = _read(path)
+    if data is None:
+        return None
+    try:
+        header, payload = unpack(data, secret)
+        if header.get("kind") != "kernel_child" or header.get("source") != SOURCE_SHA256:
+            raise Corrupt("entry was built from another C source")
+    except Corrupt as exc:
+        log.debug("bpfjit: kernel child %s is not usable (%s); rebuilding", path, exc)
+        return None
+    return payload
 
 
 def _open() -> ctypes.CDLL:
     if sys.platform != "linux" or platform.machine().lower() not in ("x86_64", "amd64"):
         raise OSError(f"the kernel child is implemented for x86_64 Linux only "
                       f"(this is {sys.platform}/{platform.machine()})")
-    cc = _compiler()
-    digest = hashlib.sha256(C_SOURCE.encode()).hexdigest()[:16]
-    name = f"kernel_child-{digest}.so"
-    candidates = [_cache_dir(), Path(tempfile.gettempdir()) / f"bpfjit-{os.getuid()}"]
-    errors = []
-    for directory in candidates:
-        target = directory / name
+    disk: tuple[Path, bytes] | None = None
+    directory = cache_dir()
+    if directory is not None:
         try:
-            if not target.exists():
-                if cc is None:
-                    raise OSError("no C compiler (cc, gcc or clang) on PATH to build it")
-                _build(target, cc)
-            return ctypes.CDLL(str(target))
-        except (OSError, subprocess.SubprocessError) as exc:
-            errors.append(f"{target}: {exc}")
-    raise OSError("cannot build or load the kernel child: " + "; ".join(errors))
+            disk = (directory, open_private(directory))
+        except _Refused as exc:
+            warnings.warn(f"bpfjit: kernel child not cached: {exc}", CacheRefused, stacklevel=4)
+    payload = _cached(*disk) if disk else None
+    if payload is None:
+        cc = _compiler()
+        if cc is None:
+            raise OSError("no C compiler (cc, gcc or clang) on PATH to build the kernel child")
+        try:
+            payload = _compile(cc)
+        except subprocess.SubprocessError as exc:
+            raise OSError(f"cannot build the kernel child: {exc}") from exc
+        if disk:
+            _write(disk[0] / ENTRY_NAME,
+                   pack({"kind": "kernel_child", "source": SOURCE_SHA256}, payload, disk[1]))
+    return _dlopen_bytes(payload)
 
 
 def library() -> ctypes.CDLL:

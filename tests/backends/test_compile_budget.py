@@ -66,6 +66,44 @@ def test_reproducer_chain_compiles_and_is_exact():
     compile_and_compare(adversarial.reproducer_chain())
 
 
+def test_reproducer_scratch_states_compiles_and_is_exact():
+    """Exponentially many scratch states (1.3 s CPU in the table before the GC pause, 0.8 s after)."""
+    program = adversarial.reproducer_scratch_states()
+    assert len(program) == adversarial.MAX_LEN
+    ev = compile_and_compare(program, n=48)
+    assert ev.info["table_abandoned"] == 4 and ev.info["codegen"] == "lean"
+
+
+def test_compile_pauses_the_cyclic_gc_and_restores_it(monkeypatch):
+    import gc
+    from bpfjit.analysis.budget import gc_paused
+    seen = []
+    real_build = verdicts.build
+
+    def spy(*args, **kwargs):
+        seen.append(gc.isenabled())
+        return real_build(*args, **kwargs)
+    monkeypatch.setattr(verdicts, "build", spy)
+    program = adversarial.adversarial_program(random.Random(1), "scratch_heavy", 64)[1]
+    assert gc.isenabled()
+    compile_and_compare(program, n=8)
+    assert seen == [False] and gc.isenabled()
+    gc.disable()                                  # a caller's own choice survives a compile
+    try:
+        compile_and_compare(adversarial.adversarial_program(random.Random(2), "deep_tree", 64)[1])
+        with gc_paused():
+            with gc_paused():
+                pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    with gc_paused():
+        with gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+
+
 def test_verdict_table_budget_abandons_the_reproducer_soundly():
     program = bpfjit.check(adversarial.reproducer_vector_ret_a())
     table = verdicts.build(program, X86_64)
@@ -121,20 +159,39 @@ def test_adversarial_shapes_compile_exactly(shape):
     rng = random.Random(f"shape-{shape}")
     for length in (300, adversarial.MAX_LEN):
         _, program = adversarial.adversarial_program(rng, shape, length)
-        assert len(program) <= adversarial.MAX_LEN
+        assert len(program) == length                   # every shape fills the length exactly
         compile_and_compare(program, n=16)
 
 
-def test_adversarial_run_reports():
-    stats = adversarial.run(60, seed=3, programs=3, check_inputs=4)
-    assert stats["programs"] == 3 and stats["mismatches"] == []
-    assert stats["slowest"]["shape"] in adversarial.SHAPES
+def test_adversarial_lengths_cover_every_size():
+    rng = random.Random(7)
+    lengths = [len(adversarial.adversarial_program(rng, "scratch_heavy")[1]) for _ in range(200)]
+    assert lengths.count(adversarial.MAX_LEN) > 50
+    assert min(lengths) < 64 and any(200 < n < 1000 for n in lengths)
+    for shape in adversarial.SHAPES:                    # the smallest size is valid too
+        bpfjit.check(adversarial.adversarial_program(random.Random(shape), shape, 16)[1])
+
+
+def test_adversarial_run_keeps_the_slowest_and_replays_them(tmp_path):
+    stats = adversarial.run(120, seed=3, programs=4, check_inputs=4, keep=tmp_path, keep_count=2,
+                            shapes=["nr_search_tree", "vector_diamonds"])
+    assert stats["programs"] == 4 and stats["mismatches"] == []
+    slowest = stats["slowest_cpu"]
+    assert slowest["shape"] in adversarial.SHAPES and slowest["cpu_s"] == stats["slowest_cpu_s"]
+    assert {"wall_s", "thread_cpu_s", "cpu_s"} <= set(slowest)
+    kept = sorted(tmp_path.glob("*.bpf"))
+    assert len(kept) == 2 and (tmp_path / "summary.json").exists()
+    assert f"{slowest['index']:06d}-{slowest['shape']}.bpf" in {p.name for p in kept}
+    from bpfjit.testing.adversarial_run import replay
+    rows = replay(tmp_path, rounds=1, check_inputs=8)
+    assert len(rows) == 2 and all(r["exact"] for r in rows)
+    assert {r["shape"] for r in rows} <= {"nr_search_tree", "vector_diamonds"}
 
 
 @pytest.mark.slow
 def test_adversarial_long_run():
     """Ten minutes of adversarial programs: every result exact (time is reported, not asserted)."""
     stats = adversarial.run(600, seed=20261205)
-    print(f"\n{stats['programs']} programs, slowest llvm compile {stats['slowest_s']:.2f} s: "
-          f"{stats['slowest']}")
+    print(f"\n{stats['programs']} programs, slowest llvm compile {stats['slowest_cpu_s']:.2f} s "
+          f"CPU: {stats['slowest_cpu']}")
     assert stats["mismatches"] == []

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from ...analysis.budget import gc_paused
 from ...check import CheckedProgram, vouched
 from ...errors import BackendUnavailable, InputError
 from ...program import Program
@@ -233,7 +234,8 @@ class LlvmBackend:
                 return found
         store = self.cache
         try:
-            code, header, payload = build()
+            with gc_paused():                  # see analysis.budget: a third of a hostile compile
+                code, header, payload = build()
         except BackendUnavailable:
             raise
         except Exception as exc:  # noqa: BLE001 - any codegen / JIT failure
