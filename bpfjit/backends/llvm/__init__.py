@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from ...analysis.budget import gc_paused
 from ...check import CheckedProgram, vouched
 from ...errors import BackendUnavailable, InputError
 from ...program import Program
@@ -233,6 +232,7 @@ class LlvmBackend:
             if found is not None:
                 return found
         store = self.cache
+        from ...analysis.budget import gc_paused   # the analyses are imported on a miss only
         try:
             with gc_paused():                  # see analysis.budget: a third of a hostile compile
                 code, header, payload = build()
