@@ -249,10 +249,22 @@ def kernel_accepts(program: "bytes | Program") -> int:
     return kernel_accepts_many([program])[0]
 
 
+def _flag_array(flags: "Sequence[int] | None", n: int) -> "np.ndarray | None":
+    if flags is None:
+        return None
+    arr = np.array([int(f) for f in flags], dtype=np.uint32)
+    if len(arr) != n:
+        raise ValueError(f"{n} filters but {len(arr)} flag values")
+    return arr
+
+
 def _run(filters: Sequence[bytes], nrs: np.ndarray | None = None,
-         args: np.ndarray | None = None) -> tuple[np.ndarray, int, int, int]:
-    """One child: install ``filters`` in order, then issue the inputs. Retries once."""
+         args: np.ndarray | None = None, flags: "Sequence[int] | None" = None
+         ) -> tuple[np.ndarray, int, int, int]:
+    """One child: install ``filters`` in order (each with its ``flags``, default 0), then issue
+    the inputs. Retries once."""
     lib = kernel_child.library()
+    flag_arr = _flag_array(flags, len(filters))
     lens = np.array([len(f) // 8 for f in filters], dtype=np.uint32)
     buf = ctypes.create_string_buffer(b"".join(filters), max(1, int(lens.sum()) * 8))
     n = 0 if nrs is None else len(nrs)
@@ -261,9 +273,11 @@ def _run(filters: Sequence[bytes], nrs: np.ndarray | None = None,
     args_c = np.ascontiguousarray(args, dtype=np.uint64) if n else np.zeros((1, 6), np.uint64)
     out = np.zeros(5, dtype=np.int32)
     for attempt in range(2):
-        rc = lib.bpfjit_run(buf, lens.ctypes.data, len(filters), nrs_c.ctypes.data,
-                            args_c.ctypes.data, results.ctypes.data if n else None, n,
-                            TIMEOUT_MS, out.ctypes.data)
+        rc = lib.bpfjit_run_flags(buf, lens.ctypes.data,
+                                  flag_arr.ctypes.data if flag_arr is not None else None,
+                                  len(filters), nrs_c.ctypes.data, args_c.ctypes.data,
+                                  results.ctypes.data if n else None, n, TIMEOUT_MS,
+                                  out.ctypes.data)
         if rc == 0:
             return results, int(out[0]), int(out[1]), int(out[2])
     raise KernelOracleError(_describe_failure(rc, int(out[3])))
@@ -284,11 +298,14 @@ def kernel_accepts_stack(programs: Sequence["bytes | Program"]) -> int:
     return error
 
 
-def kernel_stack_installs(programs: Sequence["bytes | Program"]) -> tuple[int, int]:
-    """(errno or 0, how many filters were installed) for :func:`kernel_accepts_stack`'s job."""
+def kernel_stack_installs(programs: Sequence["bytes | Program"],
+                          flags: "Sequence[int] | None" = None) -> tuple[int, int]:
+    """(errno or 0, how many filters were installed) for :func:`kernel_accepts_stack`'s job;
+    ``flags``: the SECCOMP_FILTER_FLAG_* bits of each install (default 0). A listener
+    (NEW_LISTENER) stays open until the child ends."""
     _require()
     data = [_as_bytes(p, f"programs[{i}]") for i, p in enumerate(programs)]
-    _, error, _failed_at, installed = _run(data)
+    _, error, _failed_at, installed = _run(data, flags=flags)
     return error, installed
 
 
@@ -330,15 +347,18 @@ def kernel_syscalls(filters: Sequence["bytes | Program"], nrs: Sequence[int],
 
 
 def kernel_syscall_outcome(filters: Sequence["bytes | Program"], nr: int,
-                           args: Sequence[int] = (0,) * 6) -> tuple[str, int]:
+                           args: Sequence[int] = (0,) * 6,
+                           flags: "Sequence[int] | None" = None) -> tuple[str, int]:
     """Install ``filters`` (oldest first) in one child and issue one harmless system call.
 
     Returns what happened to the caller: ``("returned", raw value)``,
     ``("killed_thread", 0)`` (the filters' verdict killed the calling thread),
     ``("died", signal)`` (the whole child was killed: KILL_PROCESS, or a TRAP's
     SIGSYS, which every blocked signal turns into a kill), or ``("refused",
-    errno)`` when an install failed. For checking the kernel's combination of
-    stacked verdicts (:mod:`bpfjit.testing.stacks`).
+    errno)`` when an install failed. ``flags``: each filter's SECCOMP_FILTER_FLAG_* bits
+    (default 0; a USER_NOTIF verdict of a filter with a listener would wait for it: the
+    caller must not ask that). For checking the kernel's combination of stacked verdicts
+    (:mod:`bpfjit.testing.stacks`).
     """
     _require()
     if nr not in HARMLESS_NRS:
@@ -347,13 +367,16 @@ def kernel_syscall_outcome(filters: Sequence["bytes | Program"], nr: int,
     data = [_as_bytes(p, f"filters[{i}]") for i, p in enumerate(filters)]
     lib = kernel_child.library()
     lens = np.array([len(f) // 8 for f in data], dtype=np.uint32)
+    flag_arr = _flag_array(flags, len(data))
     buf = ctypes.create_string_buffer(b"".join(data), max(1, int(lens.sum()) * 8))
     nrs = np.array([nr], dtype=np.int32)
     arg = np.array([list(args)], dtype=np.uint64)
     raw = np.zeros(1, dtype=np.int64)
     out = np.zeros(5, dtype=np.int32)
-    rc = lib.bpfjit_run(buf, lens.ctypes.data, len(data), nrs.ctypes.data, arg.ctypes.data,
-                        raw.ctypes.data, 1, TIMEOUT_MS, out.ctypes.data)
+    rc = lib.bpfjit_run_flags(buf, lens.ctypes.data,
+                              flag_arr.ctypes.data if flag_arr is not None else None, len(data),
+                              nrs.ctypes.data, arg.ctypes.data, raw.ctypes.data, 1, TIMEOUT_MS,
+                              out.ctypes.data)
     if rc == -2 and os.WIFSIGNALED(int(out[3])):
         return "died", os.WTERMSIG(int(out[3]))
     if rc != 0:

@@ -3,8 +3,8 @@
 The kernel is only asked through this code. One *job* is: start a child task
 that shares our memory (``clone(CLONE_VM | SIGCHLD)``, all signals blocked,
 no core dumps), let it set ``PR_SET_NO_NEW_PRIVS`` and install one or more
-filters with the raw ``seccomp(SECCOMP_SET_MODE_FILTER, 0, &fprog)`` system
-call, then optionally issue one system call per input from a single
+filters with the raw ``seccomp(SECCOMP_SET_MODE_FILTER, flags, &fprog)`` system
+call (flags 0 unless a job gives each filter its own), then optionally issue one system call per input from a single
 designated ``syscall`` instruction (``bpfjit_site``), writing each raw return
 value into a shared array. Between a ``seccomp()`` return and the write of
 its result there is no system call: the child writes plain memory, marks the
@@ -121,6 +121,7 @@ uint64_t bpfjit_site_address(void) { return (uint64_t)(uintptr_t)bpfjit_site_ret
 struct job {
     const struct sock_filter *insns;   /* all filters, concatenated */
     const uint32_t *lens;              /* instructions per filter */
+    const uint32_t *flags;             /* SECCOMP_FILTER_FLAG_* per filter, or NULL (all 0) */
     int32_t nfilters;                  /* installed oldest first */
     int32_t parent;                    /* our pid: the child dies if it changes */
     const int32_t *nrs;                /* inputs: nr ... */
@@ -167,7 +168,8 @@ static int install_and_run(void *arg)
         struct sock_fprog fprog;
         fprog.len = (unsigned short)j->lens[i];
         fprog.filter = (struct sock_filter *)p;
-        r = raw6(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, (long)&fprog, 0, 0, 0);
+        r = raw6(SYS_seccomp, SECCOMP_SET_MODE_FILTER, j->flags ? (long)j->flags[i] : 0,
+                 (long)&fprog, 0, 0, 0);
         if (r < 0) {
             j->error = (int32_t)-r;
             j->failed_at = i;
@@ -427,9 +429,26 @@ int bpfjit_accept_many(const struct sock_filter *insns, const uint32_t *lens, in
  * next input. Returns 0 (reported), -1, -2 or -3 as above; out[] = {errno of
  * the failed install or 0, its index (-1: prctl), filters installed, detail,
  * inputs killed}; results[] holds the raw return of each system call. */
+int bpfjit_run_flags(const struct sock_filter *insns, const uint32_t *lens,
+                     const uint32_t *flags, int32_t nfilters, const int32_t *nrs,
+                     const uint64_t *args, int64_t *results, int64_t ninputs, int timeout_ms,
+                     int32_t *out);
+
 int bpfjit_run(const struct sock_filter *insns, const uint32_t *lens, int32_t nfilters,
                const int32_t *nrs, const uint64_t *args, int64_t *results, int64_t ninputs,
                int timeout_ms, int32_t *out)
+{
+    return bpfjit_run_flags(insns, lens, NULL, nfilters, nrs, args, results, ninputs,
+                            timeout_ms, out);
+}
+
+/* bpfjit_run with each filter installed with its own flags (a listener fd stays open in
+ * the child until it is killed; TSYNC also gives the child's idle leader thread the filter,
+ * which never makes another system call). */
+int bpfjit_run_flags(const struct sock_filter *insns, const uint32_t *lens,
+                     const uint32_t *flags, int32_t nfilters, const int32_t *nrs,
+                     const uint64_t *args, int64_t *results, int64_t ninputs, int timeout_ms,
+                     int32_t *out)
 {
     struct slot s;
     int detail = 0, rc;
@@ -444,6 +463,7 @@ int bpfjit_run(const struct sock_filter *insns, const uint32_t *lens, int32_t nf
     }
     s.j.insns = insns;
     s.j.lens = lens;
+    s.j.flags = flags;
     s.j.nfilters = nfilters;
     s.j.threaded = 1;
     s.j.worker_stack = s.stack + 2 * STACK_SIZE;
@@ -588,5 +608,8 @@ def library() -> ctypes.CDLL:
         lib.bpfjit_accept_many.argtypes = [p, p, ctypes.c_int64, p, ctypes.c_int, ctypes.c_int, p]
         lib.bpfjit_run.restype = ctypes.c_int
         lib.bpfjit_run.argtypes = [p, p, ctypes.c_int32, p, p, p, ctypes.c_int64, ctypes.c_int, p]
+        lib.bpfjit_run_flags.restype = ctypes.c_int
+        lib.bpfjit_run_flags.argtypes = [p, p, p, ctypes.c_int32, p, p, p, ctypes.c_int64,
+                                         ctypes.c_int, p]
         _lib = lib
         return lib

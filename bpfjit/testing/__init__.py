@@ -8,8 +8,8 @@ Everything is reproducible from a ``random.Random`` or an integer seed.
 from __future__ import annotations
 
 from .inputs import constants, inputs_for, word_constants
-from .programs import (BREAKAGES, KINDS, NearValid, garbage_program, near_valid_case,
-                       near_valid_program, program_stream, random_action, random_k,
+from .near_valid import BREAKAGES, NearValid, near_valid_case, near_valid_program
+from .programs import (KINDS, garbage_program, program_stream, random_action, random_k,
                        realistic_program, valid_program)
 
 __all__ = ["valid_program", "realistic_program", "near_valid_program", "near_valid_case",

@@ -20,7 +20,8 @@ against ``bpfjit_reference.run_stack`` (kernel/seccomp.c precedence).
 
 Coverage is gathered from the reference's ``on_step`` hook on a sample of
 records: which seccomp opcodes ran, which conditional-jump outcomes
-(code, taken) were seen, and edge events the generators aim at.
+(code, taken) were seen, and edge events the generators aim at
+(:mod:`bpfjit.testing.report` holds :class:`Coverage` and :class:`FuzzReport`).
 """
 from __future__ import annotations
 
@@ -31,165 +32,23 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .. import opcodes as op
 from ..errors import BackendUnavailable, BpfjitError
 from ..program import Program
 from ..seccomp import layouts
 from . import shrink as shrinking
 from .candidates import (Candidate, CandidateError, Failed, Rejected, backend_candidate,
                          resolve_all)
+from .report import Coverage, FuzzReport
 from .shrink import Disagreement, Referee, expected_acceptance, reference_values
 
 DEFAULT_KINDS = ("valid", "realistic", "near_valid", "garbage", "probe")
 STACK_KINDS = ("realistic", "valid", "probe")
 INPUTS_PER_PROGRAM = 128
 
-_JUMP_TESTS = {op.BPF_JEQ: lambda a, b: a == b, op.BPF_JGT: lambda a, b: a > b,
-               op.BPF_JGE: lambda a, b: a >= b, op.BPF_JSET: lambda a, b: (a & b) != 0}
-_DIV_X = op.BPF_ALU | op.BPF_DIV | op.BPF_X
-_SHIFT_X = (op.BPF_ALU | op.BPF_LSH | op.BPF_X, op.BPF_ALU | op.BPF_RSH | op.BPF_X)
-_COMPARES = {op.BPF_JMP | o | s for o in (op.BPF_JGT, op.BPF_JGE) for s in (op.BPF_K, op.BPF_X)}
-
-
-# --- coverage -------------------------------------------------------------------------------
-
-@dataclass
-class Coverage:
-    """What the reference executed on the sampled records."""
-
-    opcodes: Counter = field(default_factory=Counter)    # code -> times executed
-    branches: Counter = field(default_factory=Counter)   # (code, taken) -> times
-    events: Counter = field(default_factory=Counter)     # edge case name -> times
-    edges: Counter = field(default_factory=Counter)      # (code, probes.EDGE_CLASSES) -> times
-
-    def missing_edges(self) -> list[int]:
-        """Opcodes with an edge class of :data:`bpfjit.testing.probes.EDGE_CLASSES` executed
-        fewer than MIN_EDGE_HITS times: the feedback that steers probe programs."""
-        from .probes import EDGE_CLASSES, MIN_EDGE_HITS
-        return sorted(c for c, classes in EDGE_CLASSES.items()
-                      if any(self.edges[(c, e)] < MIN_EDGE_HITS for e in classes))
-
-    def on_step(self, byteorder: str, edges: bool = True) -> Callable:
-        """The reference's step hook. ``edges``: also count edge classes — only for probe
-        programs, whose results reach the verdict (an edge executed in a random program is
-        usually lost before a return, and must not count as tested)."""
-        from .probes import EDGE_CLASSES, edge_class
-        if not edges:
-            EDGE_CLASSES = {}                          # noqa: N806
-        opcodes, branches, events, edges = self.opcodes, self.branches, self.events, self.edges
-
-        def step(pc, code, jt, jf, k, A, X):
-            opcodes[code] += 1
-            if code in EDGE_CLASSES:
-                e = edge_class(code, A, X, k)
-                if e is not None:
-                    edges[(code, e)] += 1
-            if code in op.CONDITIONAL_JUMPS:
-                operand = X if op.bpf_src(code) == op.BPF_X else k
-                branches[(code, _JUMP_TESTS[op.bpf_op(code)](A, operand))] += 1
-                if code in _COMPARES and (A ^ operand) & 0x80000000:
-                    events["jgt/jge with operands of different sign bit"] += 1
-            elif code == _DIV_X and X == 0:
-                events["div x with X = 0"] += 1
-            elif code in _SHIFT_X and X >= 32:
-                events["shift by X >= 32"] += 1
-            elif code == op.BPF_LD | op.BPF_W | op.BPF_ABS and k >= 8 and \
-                    (k % 8 == 4) == (byteorder == "little"):
-                events["ld of a 64-bit field's high word"] += 1
-            elif code in (op.BPF_LD | op.BPF_MEM, op.BPF_LDX | op.BPF_MEM):
-                events["scratch load"] += 1
-        return step
-
-    @property
-    def opcode_fraction(self) -> tuple[int, int]:
-        return len(set(self.opcodes) & op.SECCOMP_CODES), len(op.SECCOMP_CODES)
-
-    @property
-    def branch_fraction(self) -> tuple[int, int]:
-        return len(self.branches), 2 * len(op.CONDITIONAL_JUMPS)
-
-    def missing_opcodes(self) -> list[str]:
-        return sorted(op.code_name(c) for c in op.SECCOMP_CODES - set(self.opcodes))
-
-    def missing_branches(self) -> list[str]:
-        return sorted(f"{op.code_name(c)} {'taken' if t else 'not taken'}"
-                      for c in op.CONDITIONAL_JUMPS for t in (True, False)
-                      if (c, t) not in self.branches)
-
-
-# --- results --------------------------------------------------------------------------------
-
-@dataclass
-class FuzzReport:
-    """What a fuzz run did and found. ``ok`` is True when nothing disagreed."""
-
-    candidates: list[str]
-    seed: int
-    arch: str
-    stack: bool
-    kernel: str                                   # "used" or why not
-    programs: int = 0
-    programs_by_kind: Counter = field(default_factory=Counter)
-    valid_programs: int = 0
-    records: int = 0
-    verdicts: int = 0                             # (record, candidate) values compared
-    accept_decisions: int = 0                     # (program, candidate) accept/reject compared
-    kernel_accept_decisions: int = 0              # bpfjit.check compared with seccomp(2)
-    kernel_verdicts: int = 0
-    raw_disagreements: int = 0
-    unshrunk: int = 0                             # raw disagreements past the shrink cap
-    elapsed: float = 0.0
-    stopped_by: str = ""
-    disagreements: list[Disagreement] = field(default_factory=list)
-    coverage: Coverage = field(default_factory=Coverage)
-    failures: Counter = field(default_factory=Counter)  # candidate processes: hang/crash -> n
-    raw_by_candidate: Counter = field(default_factory=Counter)   # who -> raw disagreements
-
-    @property
-    def ok(self) -> bool:
-        return not self.disagreements and not self.raw_disagreements
-
-    @property
-    def programs_per_second(self) -> float:
-        return self.programs / self.elapsed if self.elapsed else 0.0
-
-    @property
-    def inputs_per_second(self) -> float:
-        return self.records / self.elapsed if self.elapsed else 0.0
-
-    def format(self) -> str:
-        cov = self.coverage
-        (oc, ot), (bc, bt) = cov.opcode_fraction, cov.branch_fraction
-        kinds = ", ".join(f"{k} {n}" for k, n in sorted(self.programs_by_kind.items()))
-        lines = [
-            f"candidates: {', '.join(self.candidates)}  (arch {self.arch}, seed {self.seed}"
-            f"{', stacks' if self.stack else ''}; kernel: {self.kernel})",
-            f"programs: {self.programs} ({kinds}); {self.valid_programs} valid",
-            f"time: {self.elapsed:.1f} s ({self.stopped_by}); "
-            f"{self.programs_per_second:.0f} programs/s, {self.inputs_per_second:.0f} inputs/s",
-            f"compared: {self.verdicts} verdicts, {self.accept_decisions} accept/reject "
-            f"decisions; kernel: {self.kernel_accept_decisions} accept/reject, "
-            f"{self.kernel_verdicts} verdicts",
-            *([f"candidate processes: " + ", ".join(f"{n} {k}" for k, n in
-                                                    sorted(self.failures.items()))]
-              if self.failures else []),
-            f"coverage: opcodes {oc}/{ot}, branch outcomes {bc}/{bt}; events: " +
-            (", ".join(f"{k} {n}" for k, n in sorted(cov.events.items())) or "none"),
-        ]
-        if cov.missing_opcodes():
-            lines.append("  never executed: " + ", ".join(cov.missing_opcodes()))
-        if self.disagreements:
-            lines.append(f"DISAGREEMENTS: {len(self.disagreements)} distinct "
-                         f"({self.raw_disagreements} raw, {self.unshrunk} not shrunk)")
-            lines += [f"  {i + 1}. {d.summary()}" for i, d in enumerate(self.disagreements)]
-        else:
-            lines.append("no disagreement")
-        return "\n".join(lines) + "\n"
 
 
 # --- oracles --------------------------------------------------------------------------------
@@ -267,6 +126,13 @@ class _Run:
         self.shrinks: Counter = Counter()
         self.seen: dict[tuple, Disagreement] = {}
         self.referee = Referee(cands, layout, stack=report.stack, kernel_accepts=kernel_accepts)
+        self.clock = (time.monotonic(), time.process_time())
+
+    def first(self, who: str) -> None:
+        if who not in self.report.first_found:
+            wall, cpu = self.clock
+            self.report.first_found[who] = (self.report.programs, time.monotonic() - wall,
+                                            time.process_time() - cpu)
 
     def found(self, kind: str, oracle: str, cand: Candidate | None, programs, record,
               origin: dict) -> None:
@@ -275,6 +141,7 @@ class _Run:
         rep.raw_disagreements += 1
         who = cand.name if cand else "bpfjit.check"
         rep.raw_by_candidate[who] += 1
+        self.first(who)
         if self.shrinks[(who, kind)] >= self.max_shrinks:
             rep.unshrunk += 1
             return
@@ -310,6 +177,7 @@ class _Run:
         rep.raw_disagreements += 1
         rep.failures[failure.kind] += 1
         rep.raw_by_candidate[cand.name] += 1
+        self.first(cand.name)
         if self.shrinks[(cand.name, failure.kind)] >= self.max_shrinks:
             rep.unshrunk += 1
             return
@@ -357,7 +225,7 @@ def _stacks(source: Iterator[tuple[str, bytes]], rng: random.Random
 
 
 def run(candidates: Sequence["str | Candidate | Callable"], *, seconds: float | None = None,
-        max_programs: int | None = None, seed: int = 0, arch: str = "x86_64",
+        cpu_seconds: float | None = None, max_programs: int | None = None, seed: int = 0, arch: str = "x86_64",
         out_dir: "str | Path | None" = None, use_kernel: "bool | str" = "auto",
         progress: bool = False, stack: bool = False, kinds: Sequence[str] | None = None,
         inputs_per_program: int = INPUTS_PER_PROGRAM, max_disagreements: int | None = None,
@@ -369,9 +237,10 @@ def run(candidates: Sequence["str | Candidate | Callable"], *, seconds: float | 
 
     ``candidates``: backend names (``llvm``, ``numba``, ``reference``,
     ``kernel``), ``module:function`` specs, callables or Candidates. Stops
-    after ``seconds``, ``max_programs`` programs (stacks) or
-    ``max_disagreements`` distinct disagreements, whichever comes first (at
-    least one limit is required). ``use_kernel``: ``"auto"`` (when seccomp
+    after ``seconds`` (wall), ``cpu_seconds`` (CPU time of this process: a
+    budget that a loaded machine does not shrink), ``max_programs`` programs
+    (stacks) or ``max_disagreements`` distinct disagreements, whichever comes
+    first (at least one limit is required). ``use_kernel``: ``"auto"`` (when seccomp
     works here), True (required) or False; ``kernel_records``: how many of a
     program's records the kernel evaluates (None: all; 0: accept/reject
     only). ``source`` replaces the generated programs by ``(kind, bytes)``
@@ -382,9 +251,12 @@ def run(candidates: Sequence["str | Candidate | Callable"], *, seconds: float | 
     only counted (``unshrunk``). Coverage comes from the first
     ``coverage_sample`` records of each program.
     """
-    if seconds is None and max_programs is None and max_disagreements is None:
-        raise ValueError("fuzz.run needs a limit: seconds, max_programs or max_disagreements")
-    for name, value, low in (("seconds", seconds, 0), ("max_programs", max_programs, 0),
+    if seconds is None and cpu_seconds is None and max_programs is None and \
+            max_disagreements is None:
+        raise ValueError("fuzz.run needs a limit: seconds, cpu_seconds, max_programs or "
+                         "max_disagreements")
+    for name, value, low in (("seconds", seconds, 0), ("cpu_seconds", cpu_seconds, 0),
+                             ("max_programs", max_programs, 0),
                              ("max_disagreements", max_disagreements, 1),
                              ("inputs_per_program", inputs_per_program, 1)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
@@ -416,8 +288,10 @@ def run(candidates: Sequence["str | Candidate | Callable"], *, seconds: float | 
         stream = _stacks(stream, random.Random(f"stacks:{seed}"))
     make_inputs = inputs or _default_inputs
 
-    start = time.monotonic()
+    start, cpu_start = time.monotonic(), time.process_time()
+    state.clock = (start, cpu_start)
     deadline = start + seconds if seconds is not None else None
+    cpu_deadline = cpu_start + cpu_seconds if cpu_seconds is not None else None
     bar = _Progress(progress, seconds, max_programs)
     report.stopped_by = "source exhausted"
     index = -1
@@ -428,6 +302,9 @@ def run(candidates: Sequence["str | Candidate | Callable"], *, seconds: float | 
                 break
             if deadline is not None and time.monotonic() >= deadline:
                 report.stopped_by = "time"
+                break
+            if cpu_deadline is not None and time.process_time() >= cpu_deadline:
+                report.stopped_by = "CPU time"
                 break
             if max_disagreements is not None and len(report.disagreements) >= max_disagreements:
                 report.stopped_by = "disagreements"
@@ -447,6 +324,7 @@ def run(candidates: Sequence["str | Candidate | Callable"], *, seconds: float | 
     finally:
         bar.close()
         report.elapsed = time.monotonic() - start
+        report.cpu_elapsed = time.process_time() - cpu_start
         for cand in cands:
             if cand.close is not None:
                 cand.close()

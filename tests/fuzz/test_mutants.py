@@ -49,6 +49,11 @@ def test_the_control_evaluator_agrees_with_the_reference():
     ("div_x_zero_continues", [(0x01, 0, 0, 0), (0x20, 0, 0, 16), (0x3C, 0, 0, 0),
                               (0x16, 0, 0, 0)]),
     ("jgt_k_signed", [(0x20, 0, 0, 16), (0x25, 0, 1, 1), (0x06, 0, 0, 1), (0x06, 0, 0, 2)]),
+    # held out (HELD_OUT): real mutants too
+    ("rsh_x_32_zero", [(0x01, 0, 0, 32), (0x20, 0, 0, 16), (0x7C, 0, 0, 0), (0x16, 0, 0, 0)]),
+    ("neg_sign_zero", [(0x20, 0, 0, 16), (0x84, 0, 0, 0), (0x16, 0, 0, 0)]),
+    ("jset_k_low_16", [(0x20, 0, 0, 16), (0x45, 0, 1, 0x80000001), (0x06, 0, 0, 1),
+                       (0x06, 0, 0, 2)]),
 ])
 def test_mutants_are_real_mutants(mutant, insns):
     """A witness each: the control matches the reference there, the mutant does not."""
@@ -70,10 +75,23 @@ def test_a_short_run_kills_nearly_every_mutant():
     assert len(killed & set(MUTANTS)) >= 0.85 * len(MUTANTS), sorted(set(MUTANTS) - killed)
 
 
+def test_held_out_mutants_are_counted_and_named():
+    assert len(evaluator.HELD_OUT) + len(evaluator.HELD_OUT_STACK) >= 10
+    assert set(evaluator.HELD_OUT) <= set(MUTANTS)
+    assert set(evaluator.HELD_OUT_STACK) <= set(STACK_MUTANTS)
+
+
+def test_the_score_kills_a_mutant_alone_within_a_cpu_budget():
+    row = score.kill("neg_as_not", seed=1, seconds=20.0)
+    assert row["killed"] and 0 < row["cpu"] <= 20.0 and row["programs"] >= 1, row
+    row = score.kill("stack_newest_only", seed=1, seconds=20.0)
+    assert row["killed"], row
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
 def test_every_mutant_dies_within_30_seconds(seed):
+    """Each mutant fuzzed alone for at most 30 CPU seconds (tests/fuzz/mutants/score.py)."""
     row = score.score(seed, 30.0)
-    print(f"\nseed {seed}: {len(row['killed'])}/{row['mutants']} killed, {row['programs']} "
-          f"programs, {row['stacks']} stacks; survivors: {row['survivors']}")
+    print("\n" + score.line(row))
     assert row["control_ok"] and not row["survivors"], row["survivors"]

@@ -1,9 +1,10 @@
 """Random stacks against the kernel: install/ENOMEM at the budget boundary, combined verdict, matching filter.
 
-Expected values: bpfjit.stack's budget rule, the reference interpreter's
-per-filter values and bpfjit.seccomp.actions' precedence and outcome; the
-kernel must agree on every stack. ``-m slow`` runs a long run
-(``BPFJIT_STACK_SECONDS``, default 1200 s) and prints the figures.
+Expected values: bpfjit.install's install rules (flags, listeners, the
+budget), the reference interpreter's per-filter values and bpfjit.process'
+precedence and outcome; the kernel must agree on every stack. ``-m slow``
+runs the long run (``BPFJIT_STACKS`` stacks, default 100,000) and prints the
+figures.
 """
 from __future__ import annotations
 
@@ -42,17 +43,56 @@ def test_boundary_stacks_straddle_the_budget():
     assert seen == set(range(-3, 4))
 
 
+def test_flag_rules_the_prediction_applies():
+    from bpfjit import Program
+    from bpfjit.process import Environment
+    body = [stacks.guard(Program([(0x06, 0, 0, 0x7FFF0000)]), 0x7F0012345678)] * 3
+    env = Environment(threads=2)
+    assert stacks.predicted_stack_installs(body, [0, 0, 0], env) == (0, 3)
+    assert stacks.predicted_stack_installs(body, [0, 1 << 6, 0], env) == (errno.EINVAL, 1)
+    assert stacks.predicted_stack_installs(body, [8, 2, 8], env) == (errno.EBUSY, 2)
+    assert stacks.predicted_stack_installs(body, [9, 0, 0], env) == (errno.EINVAL, 0)
+    assert stacks.predicted_stack_installs(body, [25, 32, 0], env) == (errno.EINVAL, 1)
+
+
+def test_random_flags_reach_every_refusal_and_quiet_ones_never_refuse():
+    import random
+    rng = random.Random(5)
+    drawn = [stacks.random_flags(rng, 8) for _ in range(300)]
+    bits = {b for row in drawn for b in row}
+    assert 0 in bits and any(b >> 6 for b in bits) and any(b & 8 for b in bits)
+    assert sum(any(row) for row in drawn) > 250
+    quiet = [stacks.random_flags(rng, 8, quiet=True) for _ in range(300)]
+    assert all(sum(1 for b in row if b & 8) <= 1 for row in quiet)
+    assert all(not b & ~(1 | 2 | 4 | 8) and not (b & 1 and b & 8) for row in quiet for b in row)
+
+
 def test_small_stack_run_agrees_with_the_kernel():
-    report = stacks.run(seed=0, max_stacks=120)
+    report = stacks.run(seed=0, max_stacks=150)
     print("\n" + report.format())
     assert not report.differences, report.differences[:3]
     assert report.installs["ENOMEM"] >= 5 and report.installs["accepted"] >= 60
+    assert report.installs["EINVAL"] >= 3 and report.installs["EBUSY"] >= 1
+    assert report.flagged >= 60 and sum(report.near_budget.values()) >= 20
     assert report.verdicts >= 150 and report.matching_filter_checked >= 3
 
 
 @pytest.mark.slow
 def test_long_stack_run():
-    seconds = float(os.environ.get("BPFJIT_STACK_SECONDS", "1200"))
-    report = stacks.run(seed=int(os.environ.get("BPFJIT_STACK_SEED", "1")), seconds=seconds)
-    print("\n" + report.format())
+    """The long run: ``BPFJIT_STACKS`` stacks (default 100,000) in chunks of 5,000, each from
+    the next seed after ``BPFJIT_STACK_SEED`` (default 1); prints each chunk and the total."""
+    total, chunk = int(os.environ.get("BPFJIT_STACKS", "100000")), 5000
+    seed = int(os.environ.get("BPFJIT_STACK_SEED", "1"))
+    report = stacks.StackReport()
+    while report.stacks < total:
+        part = stacks.run(seed=seed, max_stacks=min(chunk, total - report.stacks))
+        print(f"\n[seed {seed}] {part.format()}", flush=True)
+        for d in part.differences[:5]:
+            print(f"  difference: {d}", flush=True)
+        for stack, index, hexprog in part.jit_refusals:
+            print(f"  ENOTSUPP: seed {seed} stack {stack} filter {index}: {hexprog[:64]}... "
+                  f"({len(hexprog) // 16} instructions)", flush=True)
+        report.add(part)
+        seed += 1
+    print("\n[total] " + report.format())
     assert not report.differences, report.differences[:3]
