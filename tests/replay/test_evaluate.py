@@ -24,8 +24,8 @@ openat:
 """
 
 
-def _replay(lines, arch="x86_64"):
-    f = bpfjit.compile(bpfjit.load(FILTER.encode(), format="asm"), arch=arch)
+def _replay(lines, arch="x86_64", text=FILTER):
+    f = bpfjit.compile(bpfjit.load(text.encode(), format="asm"), arch=arch)
     seen = []
     summary = Replayer(f).feed(strace.parse(lines, "t"),
                                each=lambda c, rv, dep: seen.append((c.name, rv & 0xFFFF, dep)))
@@ -78,20 +78,12 @@ i386:
 """
 
 
-def _wide(lines, arch="x86_64"):
-    f = bpfjit.compile(bpfjit.load(WIDE.encode(), format="asm"), arch=arch)
-    seen = []
-    summary = Replayer(f).feed(strace.parse(lines, "t"),
-                               each=lambda c, rv, dep: seen.append((c.name, rv & 0xFFFF, dep)))
-    return summary, seen
-
-
 def test_a_64_bit_argument_of_an_i386_task_is_two_registers_low_word_first():
     """i386 pread64(fd, buf, count, pos): pos is args[3] (low) and args[4] (high), printed by
     strace as one number; _llseek passes the high word first (the filter reads args[3] ^
     args[4], so a swap or a shift shows; fallocate: args[3] is the offset's high word, args[4]
     the length's low word)."""
-    _, seen = _wide(["5 [ Process PID=5 runs in 32 bit mode. ]\n",
+    _, seen = _replay(text=WIDE, lines=["5 [ Process PID=5 runs in 32 bit mode. ]\n",
                      '5 pread64(3, "abc", 4096, 0x500000003) = 3\n',
                      "5 fallocate(3, 0, 0x100000007, 0x200000009) = 0\n",
                      # -e raw=all: every register printed (5 for pread64 on i386): as is
