@@ -349,12 +349,7 @@ def _lower_lookup(module: ir.Module, body: ir.Function, layout: Layout,
         return fn
     glob, sentinel = found
     invariant = module.add_metadata([])
-    nr = b.load(b.gep(rec, [ir.Constant(I64, NR_OFFSET)], inbounds=True,
-                      source_etype=ir.IntType(8)), name="nr", align=4, typ=I32)
-    arch = b.load(b.gep(rec, [ir.Constant(I64, ARCH_OFFSET)], inbounds=True,
-                        source_etype=ir.IntType(8)), name="arch", align=4, typ=I32)
-    nr.set_metadata("invariant.load", invariant)
-    arch.set_metadata("invariant.load", invariant)
+    nr, arch = _nr_and_arch(b, rec, invariant)
     hit = fn.append_basic_block("table_hit")
     hb = ir.IRBuilder(hit)
     index = hb.phi(I64, name="index")
@@ -365,9 +360,28 @@ def _lower_lookup(module: ir.Module, body: ir.Function, layout: Layout,
     done = fn.append_basic_block("table_verdict")
     hb.cbranch(known, done, run)
     ir.IRBuilder(done).ret(value)
+    _window_switch(fn, b, table.windows, nr, arch, hit, index, run, const)
+    return fn
+
+
+def _nr_and_arch(b: ir.IRBuilder, rec, invariant) -> tuple:
+    """``nr`` and ``arch`` of the record, loaded once (invariant loads)."""
+    nr = b.load(b.gep(rec, [ir.Constant(I64, NR_OFFSET)], inbounds=True,
+                      source_etype=ir.IntType(8)), name="nr", align=4, typ=I32)
+    arch = b.load(b.gep(rec, [ir.Constant(I64, ARCH_OFFSET)], inbounds=True,
+                        source_etype=ir.IntType(8)), name="arch", align=4, typ=I32)
+    nr.set_metadata("invariant.load", invariant)
+    arch.set_metadata("invariant.load", invariant)
+    return nr, arch
+
+
+def _window_switch(fn: ir.Function, b: ir.IRBuilder, windows, nr, arch, hit: ir.Block,
+                   index, run: ir.Block, const: "_Constants") -> None:
+    """Switch on arch, then test each of its verdict-table windows (nr - base < size): a hit
+    jumps to ``hit`` with the flat table position in the ``index`` phi, else to ``run``."""
     by_arch: dict[int, list] = {}
     offset = 0
-    for w in table.windows:
+    for w in windows:
         by_arch.setdefault(w.arch, []).append((w.base, w.size, offset))
         offset += w.size
     sw = b.switch(arch, run)
@@ -384,7 +398,6 @@ def _lower_lookup(module: ir.Module, body: ir.Function, layout: Layout,
             index.add_incoming(pos, cb.block)
             cb = ir.IRBuilder(nxt)
         cb.branch(run)
-    return fn
 
 
 def _lower_one(module: ir.Module, lookup: ir.Function) -> ir.Function:

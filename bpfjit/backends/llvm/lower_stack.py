@@ -35,8 +35,9 @@ from ...analysis.stack_verdicts import StackTable
 from ...analysis.verdicts import VerdictTable
 from ...program import Instruction
 from ...seccomp.actions import SECCOMP_RET_ACTION_FULL, SECCOMP_RET_ALLOW
-from ...seccomp.layouts import ARCH_OFFSET, NR_OFFSET, SECCOMP_DATA_SIZE, Layout
-from .lower import I32, I64, PTR, VOID, _Constants, _nounwind, _record_arg, lower_verdict
+from ...seccomp.layouts import SECCOMP_DATA_SIZE, Layout
+from .lower import (I32, I64, PTR, VOID, _Constants, _nounwind, _nr_and_arch, _record_arg,
+                    _window_switch, lower_verdict)
 
 ENTRY_STACK = "bpfjit_stack_batch"
 ENTRIES = (ENTRY_STACK,)
@@ -95,12 +96,7 @@ def _lower_eval(module: ir.Module, lookups: list[ir.Function], front: StackTable
     verdicts = _table_bytes(module, "bpfjit_stack_verdicts", values)
     matches = _table_bytes(module, "bpfjit_stack_matches", front.flat_matches())
     invariant = module.add_metadata([])
-    nr = b.load(b.gep(rec, [ir.Constant(I64, NR_OFFSET)], inbounds=True,
-                      source_etype=ir.IntType(8)), name="nr", align=4, typ=I32)
-    arch = b.load(b.gep(rec, [ir.Constant(I64, ARCH_OFFSET)], inbounds=True,
-                        source_etype=ir.IntType(8)), name="arch", align=4, typ=I32)
-    nr.set_metadata("invariant.load", invariant)
-    arch.set_metadata("invariant.load", invariant)
+    nr, arch = _nr_and_arch(b, rec, invariant)
     hit = fn.append_basic_block("table_hit")
     hb = ir.IRBuilder(hit)
     index = hb.phi(I64, name="index")
@@ -114,25 +110,7 @@ def _lower_eval(module: ir.Module, lookups: list[ir.Function], front: StackTable
                 name="cached_match", align=4, typ=I32)
     m.set_metadata("invariant.load", invariant)
     db.ret(_pack(db, value, m))
-    by_arch: dict[int, list] = {}
-    offset = 0
-    for w in front.table.windows:
-        by_arch.setdefault(w.arch, []).append((w.base, w.size, offset))
-        offset += w.size
-    sw = b.switch(arch, run)
-    for arch_value, wins in by_arch.items():
-        check = fn.append_basic_block(f"arch_{arch_value:08x}")
-        sw.add_case(const(arch_value), check)
-        cb = ir.IRBuilder(check)
-        for base, size, start in wins:
-            rel = cb.sub(nr, const(base), name="rel")
-            inside = cb.icmp_unsigned("<", rel, const(size), name="inside")
-            pos = cb.add(cb.zext(rel, I64), ir.Constant(I64, start), name="pos")
-            nxt = fn.append_basic_block("next_window")
-            cb.cbranch(inside, hit, nxt)
-            index.add_incoming(pos, cb.block)
-            cb = ir.IRBuilder(nxt)
-        cb.branch(run)
+    _window_switch(fn, b, front.table.windows, nr, arch, hit, index, run, const)
     return fn
 
 
