@@ -22,7 +22,7 @@ from typing import Sequence
 from .. import opcodes as op
 from ..program import Instruction
 from ..seccomp.layouts import SECCOMP_DATA_SIZE
-from .conditions import concrete_alu
+from .conditions import concrete_alu, test as decide    # one concrete jump test for all
 
 U32 = 0xFFFFFFFF
 WORDS = SECCOMP_DATA_SIZE // 4
@@ -76,16 +76,6 @@ def narrow(jop: int, k: int, rng: Range) -> tuple[Range | None, Range | None]:
     if lo == hi:
         return (rng, None) if lo & k else (None, rng)
     return (rng if k else None), rng
-
-
-def decide(jop: int, a: int, b: int) -> bool:
-    if jop == op.BPF_JEQ:
-        return a == b
-    if jop == op.BPF_JGT:
-        return a > b
-    if jop == op.BPF_JGE:
-        return a >= b
-    return (a & b) != 0
 
 
 def _alu(aop: int, a: int, b: int) -> int | None:
