@@ -48,30 +48,38 @@ def test_memory_streaming(benchmark, mix):
     SESSION.row("stream", mix=mix, **info)
 
 
-@pytest.mark.parametrize("mix", MIXES)
-@pytest.mark.parametrize("name", FILTERS)
-def test_libpcap(benchmark, name, mix):
-    why = baselines.pcap_reason()
-    if why:
-        pytest.skip(why)
+def _packet_baseline(benchmark, name: str, mix: str, evaluate, label: str,
+                     **pedantic) -> float:
+    """Time a packet-view evaluator (libpcap, DPDK's JIT) on each filter of ``name`` after
+    checking its first records against the reference; returns records/s and logs the row."""
     programs, arch = SESSION.filter(name)
     n = min(PCAP_SIZE, SIZE)
     recs = SESSION.mix(mix, arch, n)
     image = baselines.pcap_image(recs, arch)
     head = recs[:CHECK_RECORDS]
     from bpfjit_reference import run_stack
-    got = [baselines.pcap_evaluate(p, image[:CHECK_RECORDS]) for p in programs]
+    got = [evaluate(p, image[:CHECK_RECORDS]) for p in programs]
     combined = np.array([run_stack([int(g[i]) for g in got]) for i in range(len(head))],
                         dtype=np.uint32)
-    assert np.array_equal(combined, SESSION.expect(name, head)), "libpcap disagrees"
+    assert np.array_equal(combined, SESSION.expect(name, head)), f"{label} disagrees"
     out = np.empty(n, dtype=np.uint32)
-    benchmark.group = f"baseline: libpcap, {mix}"
-    benchmark.pedantic(lambda: [baselines.pcap_evaluate(p, image, out) for p in programs],
-                       rounds=3, iterations=1)
+    benchmark.group = f"baseline: {label}, {mix}"
+    benchmark.pedantic(lambda: [evaluate(p, image, out) for p in programs], iterations=1,
+                       **pedantic)
     best, _ = timings(benchmark)
-    SESSION.pcap[(name, mix)] = n / best
     info = {"records": n, "records_per_s": n / best, "ns_per_record": best * 1e9 / n}
     benchmark.extra_info.update(info)
+    return info
+
+
+@pytest.mark.parametrize("mix", MIXES)
+@pytest.mark.parametrize("name", FILTERS)
+def test_libpcap(benchmark, name, mix):
+    why = baselines.pcap_reason()
+    if why:
+        pytest.skip(why)
+    info = _packet_baseline(benchmark, name, mix, baselines.pcap_evaluate, "libpcap", rounds=3)
+    SESSION.pcap[(name, mix)] = info["records_per_s"]
     SESSION.row("pcap", filter=name, mix=mix, **info)
 
 
@@ -81,24 +89,9 @@ def test_dpdk_jit(benchmark, name, mix):
     why = SESSION.dpdk_problem(name)
     if why:
         pytest.skip(why)
-    programs, arch = SESSION.filter(name)
-    n = min(PCAP_SIZE, SIZE)
-    recs = SESSION.mix(mix, arch, n)
-    image = baselines.pcap_image(recs, arch)
-    head = recs[:CHECK_RECORDS]
-    from bpfjit_reference import run_stack
-    got = [baselines.dpdk_evaluate(p, image[:CHECK_RECORDS]) for p in programs]
-    combined = np.array([run_stack([int(g[i]) for g in got]) for i in range(len(head))],
-                        dtype=np.uint32)
-    assert np.array_equal(combined, SESSION.expect(name, head)), "DPDK's JIT disagrees"
-    out = np.empty(n, dtype=np.uint32)
-    benchmark.group = f"baseline: DPDK JIT, {mix}"
-    benchmark.pedantic(lambda: [baselines.dpdk_evaluate(p, image, out) for p in programs],
-                       rounds=5, iterations=1, warmup_rounds=1)
-    best, _ = timings(benchmark)
-    SESSION.dpdk[(name, mix)] = n / best
-    info = {"records": n, "records_per_s": n / best, "ns_per_record": best * 1e9 / n}
-    benchmark.extra_info.update(info)
+    info = _packet_baseline(benchmark, name, mix, baselines.dpdk_evaluate, "DPDK JIT",
+                            rounds=5, warmup_rounds=1)
+    SESSION.dpdk[(name, mix)] = info["records_per_s"]
     SESSION.row("dpdk", filter=name, mix=mix, **info)
 
 
