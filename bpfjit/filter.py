@@ -41,12 +41,10 @@ log = logging.getLogger("bpfjit")
 MIN_RECORDS_PER_THREAD = 1 << 16
 
 _NO_ARGS = (0,) * 6
-_PAD = tuple((0,) * (6 - n) for n in range(7))
-#: one record in SECCOMP_DATA layout (native order, no padding); packing range-checks every field
-_RECORD = struct.Struct("=iIQ6Q")
-assert _RECORD.size == records.SECCOMP_DATA.itemsize
-#: the same for n given arguments, the missing ones packed as zero bytes (no padding tuple)
+#: one record in SECCOMP_DATA layout (native order, no padding) for n given arguments, the
+#: missing ones packed as zero bytes; packing range-checks every field
 _RECORD_N = tuple(struct.Struct(f"=iIQ{n}Q{8 * (6 - n)}x") for n in range(7))
+assert all(r.size == records.SECCOMP_DATA.itemsize for r in _RECORD_N)
 #: remembered (nr, arch) -> (signed nr, AUDIT_ARCH) resolutions per Filter
 _RESOLVED_MAX = 4096
 _PLAIN_INT = frozenset((int,))
@@ -200,7 +198,7 @@ class Filter:
                 and instruction_pointer.__class__ is int
                 and set(map(type, args)) <= _PLAIN_INT):
             try:
-                record = _RECORD.pack(nr, audit, instruction_pointer, *args, *_PAD[len(args)])
+                record = _RECORD_N[len(args)].pack(nr, audit, instruction_pointer, *args)
             except struct.error:
                 pass                            # negative or too large: normalise (or explain)
             else:
